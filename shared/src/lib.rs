@@ -1,0 +1,30 @@
+//! Kiln's shared rules: everything the edge, the origin and the tests must agree on.
+//!
+//! This crate is pure — no clock, no randomness source, no I/O — so it builds for
+//! wasm (the edge) and native (the origin, the tests) alike. Callers pass time and
+//! random bytes in.
+//!
+//! - [`error`]   — the API's one error shape (`{"error": {...}}`) and its status codes.
+//! - [`money`]   — [`money::MicroUsd`], integer micro-dollars; no floats in the ledger.
+//! - [`ids`]     — [`ids::JobId`], [`ids::AccountId`], output filenames; parse, don't validate.
+//! - [`keys`]    — API key format (`sk-trial-`, `sk-gen-`, `sk-test-`) and key hashing.
+//! - [`fields`]  — typed extraction from request JSON, naming the param on every error.
+//! - [`images`]  — `POST /v1/images/generations`: parameter rules, defaults and price.
+//! - [`jobs`]    — the job object, statuses and progress as the API shows them.
+//! - [`origin`]  — the edge ↔ origin protocol: dispatched jobs, events, paths.
+//! - [`signing`] — HMAC request signing used in both directions between edge and origin.
+//! - [`time`]    — RFC 3339 formatting of Unix milliseconds.
+
+pub mod error;
+pub mod fields;
+pub mod ids;
+pub mod images;
+pub mod jobs;
+pub mod keys;
+pub mod money;
+pub mod origin;
+pub mod signing;
+pub mod time;
+
+pub use error::ApiError;
+pub use money::MicroUsd;
