@@ -1,1 +1,52 @@
-pub fn placeholder() {}
+//! Kiln's edge: a Cloudflare Worker (workers-rs, wasm) in front of the GPU origins.
+//!
+//! - [`router`]  — the fetch entry point: one table of every route, errors in one shape.
+//! - [`auth`]    — API key → account, one hop to the key's Account Durable Object.
+//! - [`accounts`], [`credits`] — registration and balances.
+//! - [`images`]  — `POST /v1/images/generations`: validate, price, hold, create, wait.
+//! - [`jobs`]    — `GET /v1/jobs/{id}`.
+//! - [`outputs`] — `GET /outputs/{filename}` from R2, with ranges and long caching.
+//! - [`origin_callbacks`] — signed events and output uploads from origins.
+//! - [`health`], [`openapi`] — service status and the API document.
+//! - Durable Objects: [`account_do`] (keys, ledger), [`job_do`] (one job's lifecycle),
+//!   [`email_do`] (one trial per email).
+//! - [`config`], [`http`], [`error`] — configuration, HTTP helpers, the error type.
+//!
+//! Rules shared with the origin and the tests (validation, prices, job states,
+//! signing) live in `kiln-shared`, not here.
+
+pub mod account_do;
+pub mod accounts;
+pub mod auth;
+pub mod config;
+pub mod credits;
+pub mod email_do;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod images;
+pub mod job_do;
+pub mod jobs;
+pub mod openapi;
+pub mod origin_callbacks;
+pub mod outputs;
+pub mod router;
+
+use worker::{event, Context, Env, Request, Response};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    Ok(router::route(req, env).await)
+}
+
+/// Wall-clock time in Unix milliseconds (the Workers clock advances on I/O).
+pub fn now_ms() -> i64 {
+    worker::Date::now().as_millis() as i64
+}
+
+/// Cryptographically secure random bytes from the runtime's CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).expect("the Workers runtime always provides crypto.getRandomValues");
+    buf
+}

@@ -4,6 +4,7 @@
 //! wasm (the edge) and native (the origin, the tests) alike. Callers pass time and
 //! random bytes in.
 //!
+//! - [`accounts`] — registration rules: email normalisation, the trial grant.
 //! - [`error`]   — the API's one error shape (`{"error": {...}}`) and its status codes.
 //! - [`money`]   — [`money::MicroUsd`], integer micro-dollars; no floats in the ledger.
 //! - [`ids`]     — [`ids::JobId`], [`ids::AccountId`], output filenames; parse, don't validate.
@@ -15,6 +16,7 @@
 //! - [`signing`] — HMAC request signing used in both directions between edge and origin.
 //! - [`time`]    — RFC 3339 formatting of Unix milliseconds.
 
+pub mod accounts;
 pub mod error;
 pub mod fields;
 pub mod ids;

@@ -1,0 +1,67 @@
+//! The edge's configuration, from Worker vars and secrets (`wrangler.toml` `[vars]`,
+//! `wrangler secret put`, or `wrangler dev --var` locally). Read per request: bindings
+//! are cheap and this keeps no state in the isolate.
+
+use kiln_shared::signing::Keyring;
+use worker::Env;
+
+use crate::error::EdgeResult;
+
+/// How long a synchronous generation waits before answering 202 with the job:
+/// under the 100 s at which proxies and no-code clouds cut requests.
+pub const SYNC_WAIT_SECS_DEFAULT: u64 = 90;
+/// A job that has not ended after this long is failed with 504 and refunded.
+pub const JOB_TIMEOUT_SECS_DEFAULT: u64 = 600;
+
+fn string(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+fn required(env: &Env, name: &str) -> EdgeResult<String> {
+    string(env, name).ok_or_else(|| worker::Error::RustError(format!("config {name} is not set")).into())
+}
+
+fn keyring(env: &Env, name: &str) -> EdgeResult<Keyring> {
+    Keyring::parse(&required(env, name)?)
+        .map_err(|e| worker::Error::RustError(format!("config {name}: {e}")).into())
+}
+
+/// Signs what the edge sends to origins.
+pub fn edge_to_origin_keys(env: &Env) -> EdgeResult<Keyring> {
+    keyring(env, "EDGE_TO_ORIGIN_KEYS")
+}
+
+/// Verifies what origins send to the edge.
+pub fn origin_to_edge_keys(env: &Env) -> EdgeResult<Keyring> {
+    keyring(env, "ORIGIN_TO_EDGE_KEYS")
+}
+
+/// The GPU origins, `id=url` pairs separated by commas (`origin-1=http://127.0.0.1:8788`).
+pub fn origins(env: &Env) -> EdgeResult<Vec<(String, String)>> {
+    let spec = required(env, "ORIGINS")?;
+    Ok(spec
+        .split(',')
+        .filter_map(|entry| {
+            let (id, url) = entry.trim().split_once('=')?;
+            Some((id.trim().to_owned(), url.trim().trim_end_matches('/').to_owned()))
+        })
+        .collect())
+}
+
+fn secs(env: &Env, name: &str, default: u64) -> u64 {
+    string(env, name)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn sync_wait_secs(env: &Env) -> u64 {
+    secs(env, "SYNC_WAIT_SECS", SYNC_WAIT_SECS_DEFAULT)
+}
+
+pub fn job_timeout_secs(env: &Env) -> u64 {
+    secs(env, "JOB_TIMEOUT_SECS", JOB_TIMEOUT_SECS_DEFAULT)
+}

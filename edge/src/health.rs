@@ -1,0 +1,56 @@
+//! `GET /health`: the edge and every configured origin, each probed with a short
+//! timeout so one dead origin cannot stall the answer.
+
+use std::time::Duration;
+
+use kiln_shared::origin::OriginHealth;
+use serde_json::{json, Value};
+use worker::{Env, Method, Response};
+
+use crate::config;
+use crate::error::EdgeResult;
+use crate::http::{fetch_with_timeout, json, request};
+
+/// An origin that takes longer than this to answer its health check counts as down.
+const PROBE_TIMEOUT_MS: u64 = 2_000;
+
+async fn probe(id: &str, url: &str) -> Value {
+    let down = |why: String| json!({"id": id, "status": "down", "error": why});
+    let req = match request(&format!("{url}/health"), Method::Get, &[], None) {
+        Ok(r) => r,
+        Err(e) => return down(format!("{e:?}")),
+    };
+    match fetch_with_timeout(req, Duration::from_millis(PROBE_TIMEOUT_MS)).await {
+        Ok(Some(mut resp)) if resp.status_code() == 200 => match resp.json::<OriginHealth>().await {
+            Ok(h) => json!({
+                "id": id,
+                "status": "up",
+                "engine": h.engine,
+                "simulated": h.simulated,
+                "slots": h.slots,
+                "busy": h.busy,
+                "models": h.models,
+                "vram_free_gb": h.vram_free_gb,
+            }),
+            Err(e) => down(format!("unreadable health answer: {e}")),
+        },
+        Ok(Some(resp)) => down(format!("answered {}", resp.status_code())),
+        Ok(None) => down("timed out".into()),
+        Err(e) => down(format!("{e:?}")),
+    }
+}
+
+pub async fn handle(env: &Env) -> EdgeResult<Response> {
+    let origins = config::origins(env)?;
+    let probes = origins.iter().map(|(id, url)| probe(id, url));
+    let results = futures_util::future::join_all(probes).await;
+    let any_up = results.iter().any(|o| o["status"] == "up");
+    json(
+        200,
+        &json!({
+            "status": if any_up { "ok" } else { "degraded" },
+            "service": "kiln-edge",
+            "origins": results,
+        }),
+    )
+}

@@ -1,0 +1,88 @@
+//! What origins send back, signed with the origin→edge keyring: progress and terminal
+//! events (`POST /internal/origin/jobs/{id}/events`) and output files
+//! (`PUT /internal/origin/jobs/{id}/outputs/{filename}`, stored in R2 before the
+//! `completed` event names them). Unsigned, stale or forged requests are refused
+//! before anything is read from or written to storage.
+
+use std::collections::HashMap;
+
+use kiln_shared::ids::{Filename, JobId};
+use kiln_shared::origin::EventEnvelope;
+use kiln_shared::signing::{ReceivedHeaders, HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use kiln_shared::ApiError;
+use serde_json::Value;
+use worker::{Env, HttpMetadata, Method, Request, Response};
+
+use crate::config;
+use crate::error::EdgeResult;
+use crate::http::{body_bytes, call_do, json};
+use crate::job_do::JobEnvelope;
+use crate::jobs::job_stub;
+use crate::now_ms;
+use crate::outputs::output_key;
+
+/// Events are small JSON objects.
+const EVENT_BYTES_MAX: usize = 64 * 1024;
+/// The largest output an origin may upload in one request.
+const OUTPUT_BYTES_MAX: usize = 96 * 1024 * 1024;
+
+/// Checks the request's signature over its method, path and body.
+fn verify(req: &Request, env: &Env, body: &[u8]) -> EdgeResult<()> {
+    let h = req.headers();
+    let (key_id, ts, sig) = (h.get(HEADER_KEY_ID)?, h.get(HEADER_TIMESTAMP)?, h.get(HEADER_SIGNATURE)?);
+    let received = ReceivedHeaders {
+        key_id: key_id.as_deref(),
+        timestamp: ts.as_deref(),
+        signature: sig.as_deref(),
+    };
+    let method = req.method();
+    config::origin_to_edge_keys(env)?
+        .verify(now_ms() / 1000, &received, method.as_ref(), &req.path(), body)
+        .map_err(|e| ApiError::from(e).into())
+}
+
+fn unknown_job() -> ApiError {
+    ApiError::not_found("job_not_found", "No such job.")
+}
+
+pub async fn handle_event(mut req: Request, env: &Env, id: &str) -> EdgeResult<Response> {
+    let body = body_bytes(&mut req, EVENT_BYTES_MAX).await?;
+    verify(&req, env, &body)?;
+    let id = JobId::parse(id).ok_or_else(unknown_job)?;
+    let envelope: EventEnvelope = serde_json::from_slice(&body).map_err(ApiError::invalid_json)?;
+    let result: Value = call_do(
+        &job_stub(env, &id)?,
+        Method::Post,
+        "/event",
+        Some(&serde_json::to_value(&envelope)?),
+    )
+    .await?;
+    json(200, &result)
+}
+
+pub async fn handle_output(mut req: Request, env: &Env, id: &str, name: &str) -> EdgeResult<Response> {
+    let body = body_bytes(&mut req, OUTPUT_BYTES_MAX).await?;
+    verify(&req, env, &body)?;
+    let id = JobId::parse(id).ok_or_else(unknown_job)?;
+    let name = Filename::parse(name)
+        .filter(|n| n.as_str().starts_with(&format!("{id}-")))
+        .ok_or_else(|| ApiError::invalid_param("filename", "invalid_value", "An output's filename must start with its job id."))?;
+    let job: JobEnvelope = call_do(&job_stub(env, &id)?, Method::Get, "/state", None).await?;
+    if job.job.status.is_terminal() {
+        return Err(ApiError::conflict("job_ended", "The job has already ended.").into());
+    }
+    let size_bytes = body.len();
+    env.bucket("MEDIA")?
+        .put(output_key(&name), body)
+        .http_metadata(HttpMetadata {
+            content_type: Some(name.content_type().to_owned()),
+            ..Default::default()
+        })
+        .custom_metadata(HashMap::from([
+            ("account_id".to_owned(), job.job.account_id.to_string()),
+            ("job_id".to_owned(), id.to_string()),
+        ]))
+        .execute()
+        .await?;
+    json(201, &serde_json::json!({"filename": name, "size_bytes": size_bytes}))
+}

@@ -1,0 +1,316 @@
+//! Settings, read once at startup from `KILN_*` environment variables, with `--addr` and
+//! `--port` flags on top so a test harness can start several origins side by side.
+//!
+//! | variable | default | why |
+//! |---|---|---|
+//! | `KILN_ORIGIN_ADDR` | `127.0.0.1:8788` | where the edge reaches this origin; port 0 picks a free one |
+//! | `KILN_ORIGIN_ID` | `origin-1` | names this origin in events and `/health`, so the edge knows who runs a job |
+//! | `KILN_EDGE_URL` | `http://127.0.0.1:8787` | where events and outputs are sent |
+//! | `KILN_EDGE_TO_ORIGIN_KEYS` | required | `id:secret[,id:secret]`; dispatches must be signed with one of these |
+//! | `KILN_ORIGIN_TO_EDGE_KEYS` | required | `id:secret[,id:secret]`; the first signs everything sent to the edge |
+//! | `KILN_ENGINE` | `sim` | which engine runs jobs; only `sim` exists today |
+//! | `KILN_SLOTS` | `1` | jobs run at once (one per GPU slot); a dispatch beyond that gets 503 |
+//! | `KILN_SIM_STEP_MS` | `150` | sim pace per denoising step, so progress looks like a real GPU's |
+//! | `KILN_SIM_LOAD_MS` | `400` | sim model-load time, paid once per model per process |
+//!
+//! Secrets live only inside [`Keyring`], whose `Debug` never shows them, so printing a
+//! [`Config`] or a [`ConfigError`] cannot leak one.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kiln_shared::signing::{Keyring, KeyringError};
+
+pub const ADDR_DEFAULT: &str = "127.0.0.1:8788";
+pub const ORIGIN_ID_DEFAULT: &str = "origin-1";
+pub const EDGE_URL_DEFAULT: &str = "http://127.0.0.1:8787";
+pub const SLOTS_DEFAULT: u32 = 1;
+/// More slots than any GPU host has; a typo like `KILN_SLOTS=1000` fails at startup.
+pub const SLOTS_MAX: u32 = 64;
+pub const SIM_STEP_MS_DEFAULT: u64 = 150;
+pub const SIM_LOAD_MS_DEFAULT: u64 = 400;
+/// Longer paces only make a slot look hung; refuse them at startup.
+pub const SIM_PACE_MS_MAX: u64 = 60_000;
+
+/// Everything the origin needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// Sent in every event and in `/health`.
+    pub origin_id: String,
+    /// Base URL of the edge, without a trailing slash.
+    pub edge_url: String,
+    /// Verifies dispatches from the edge.
+    pub edge_to_origin_keys: Keyring,
+    /// Signs events and uploads to the edge.
+    pub origin_to_edge_keys: Keyring,
+    pub engine: EngineKind,
+    /// Jobs that may run at once.
+    pub slots: u32,
+    pub sim: SimConfig,
+}
+
+/// The engines this build can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Sim,
+}
+
+impl EngineKind {
+    const NAMES: &'static [&'static str] = &["sim"];
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sim" => Some(Self::Sim),
+            _ => None,
+        }
+    }
+}
+
+/// The pace of the simulated engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimConfig {
+    /// Time per denoising step.
+    pub step: Duration,
+    /// Time to "load" a model the first time this process uses it.
+    pub load: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is required: {why}")]
+    Missing { var: &'static str, why: &'static str },
+    /// Never carries the value: keyring values are secrets.
+    #[error("{var} is not a valid keyring: {reason}")]
+    Keyring {
+        var: &'static str,
+        reason: KeyringError,
+    },
+    #[error("{var}={value:?} is not valid: {why}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Config {
+    /// Reads the process environment and command line.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_sources(|var| std::env::var(var).ok(), std::env::args().skip(1))
+    }
+
+    /// Reads settings from `env` (a variable lookup) and `args` (CLI flags, without the
+    /// program name); flags win over variables.
+    pub fn from_sources(
+        env: impl Fn(&str) -> Option<String>,
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<Self, ConfigError> {
+        let get = |var: &str| env(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let mut addr: SocketAddr = parse_var(
+            "KILN_ORIGIN_ADDR",
+            get("KILN_ORIGIN_ADDR").as_deref(),
+            ADDR_DEFAULT,
+            "want host:port, e.g. 127.0.0.1:8788",
+        )?;
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            let mut value = |name: &str| {
+                args.next()
+                    .ok_or_else(|| ConfigError::Usage(format!("{name} needs a value")))
+            };
+            match flag.as_str() {
+                "--addr" => {
+                    let v = value("--addr")?;
+                    addr = v.parse().map_err(|_| {
+                        ConfigError::Usage(format!("--addr {v:?}: want host:port"))
+                    })?;
+                }
+                "--port" => {
+                    let v = value("--port")?;
+                    let port = v
+                        .parse()
+                        .map_err(|_| ConfigError::Usage(format!("--port {v:?}: want 0-65535")))?;
+                    addr.set_port(port);
+                }
+                other => {
+                    return Err(ConfigError::Usage(format!(
+                        "unknown argument {other:?}; flags are --addr HOST:PORT and --port N"
+                    )))
+                }
+            }
+        }
+
+        let engine_name = get("KILN_ENGINE").unwrap_or_else(|| "sim".to_owned());
+        let engine = EngineKind::parse(&engine_name).ok_or_else(|| ConfigError::Invalid {
+            var: "KILN_ENGINE",
+            value: engine_name.clone(),
+            why: format!("valid engines: {}", EngineKind::NAMES.join(", ")),
+        })?;
+
+        let slots: u32 = parse_var(
+            "KILN_SLOTS",
+            get("KILN_SLOTS").as_deref(),
+            &SLOTS_DEFAULT.to_string(),
+            "want a whole number",
+        )?;
+        if !(1..=SLOTS_MAX).contains(&slots) {
+            return Err(ConfigError::Invalid {
+                var: "KILN_SLOTS",
+                value: slots.to_string(),
+                why: format!("want 1–{SLOTS_MAX}"),
+            });
+        }
+
+        Ok(Self {
+            addr,
+            origin_id: get("KILN_ORIGIN_ID").unwrap_or_else(|| ORIGIN_ID_DEFAULT.to_owned()),
+            edge_url: get("KILN_EDGE_URL")
+                .unwrap_or_else(|| EDGE_URL_DEFAULT.to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
+            edge_to_origin_keys: keyring(
+                "KILN_EDGE_TO_ORIGIN_KEYS",
+                get("KILN_EDGE_TO_ORIGIN_KEYS"),
+                "dispatches from the edge are verified with it",
+            )?,
+            origin_to_edge_keys: keyring(
+                "KILN_ORIGIN_TO_EDGE_KEYS",
+                get("KILN_ORIGIN_TO_EDGE_KEYS"),
+                "events and uploads to the edge are signed with it",
+            )?,
+            engine,
+            slots,
+            sim: SimConfig {
+                step: pace("KILN_SIM_STEP_MS", get("KILN_SIM_STEP_MS"), SIM_STEP_MS_DEFAULT)?,
+                load: pace("KILN_SIM_LOAD_MS", get("KILN_SIM_LOAD_MS"), SIM_LOAD_MS_DEFAULT)?,
+            },
+        })
+    }
+}
+
+fn parse_var<T: std::str::FromStr>(
+    var: &'static str,
+    value: Option<&str>,
+    default: &str,
+    why: &str,
+) -> Result<T, ConfigError> {
+    let value = value.unwrap_or(default);
+    value.parse().map_err(|_| ConfigError::Invalid {
+        var,
+        value: value.to_owned(),
+        why: why.to_owned(),
+    })
+}
+
+fn keyring(
+    var: &'static str,
+    value: Option<String>,
+    why: &'static str,
+) -> Result<Keyring, ConfigError> {
+    let value = value.ok_or(ConfigError::Missing { var, why })?;
+    Keyring::parse(&value).map_err(|reason| ConfigError::Keyring { var, reason })
+}
+
+fn pace(var: &'static str, value: Option<String>, default_ms: u64) -> Result<Duration, ConfigError> {
+    let ms: u64 = parse_var(
+        var,
+        value.as_deref(),
+        &default_ms.to_string(),
+        "want milliseconds",
+    )?;
+    if ms > SIM_PACE_MS_MAX {
+        return Err(ConfigError::Invalid {
+            var,
+            value: ms.to_string(),
+            why: format!("want at most {SIM_PACE_MS_MAX} ms"),
+        });
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const SECRET_A: &str = "0123456789abcdef0123456789abcdef";
+    const SECRET_B: &str = "fedcba9876543210fedcba9876543210";
+
+    fn from(vars: &[(&str, &str)], args: &[&str]) -> Result<Config, ConfigError> {
+        let mut env: HashMap<String, String> = HashMap::from([
+            (
+                "KILN_EDGE_TO_ORIGIN_KEYS".to_owned(),
+                format!("e1:{SECRET_A}"),
+            ),
+            (
+                "KILN_ORIGIN_TO_EDGE_KEYS".to_owned(),
+                format!("o1:{SECRET_B}"),
+            ),
+        ]);
+        for (k, v) in vars {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        Config::from_sources(
+            |k| env.get(k).cloned(),
+            args.iter().map(|a| (*a).to_owned()),
+        )
+    }
+
+    #[test]
+    fn defaults() {
+        let c = from(&[], &[]).unwrap();
+        assert_eq!(c.addr.to_string(), ADDR_DEFAULT);
+        assert_eq!(c.origin_id, "origin-1");
+        assert_eq!(c.edge_url, "http://127.0.0.1:8787");
+        assert_eq!((c.engine, c.slots), (EngineKind::Sim, 1));
+        assert_eq!(
+            c.sim,
+            SimConfig {
+                step: Duration::from_millis(150),
+                load: Duration::from_millis(400)
+            }
+        );
+    }
+
+    #[test]
+    fn flags_override_the_environment() {
+        let c = from(&[("KILN_ORIGIN_ADDR", "0.0.0.0:9000")], &["--port", "0"]).unwrap();
+        assert_eq!(c.addr.to_string(), "0.0.0.0:0");
+        let c = from(&[], &["--port", "1", "--addr", "127.0.0.1:2"]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:2");
+        let c = from(&[("KILN_EDGE_URL", "http://edge:1/")], &[]).unwrap();
+        assert_eq!(c.edge_url, "http://edge:1");
+    }
+
+    #[test]
+    fn bad_settings_fail_fast_without_echoing_secrets() {
+        let cases: &[(&[(&str, &str)], &[&str], &str)] = &[
+            (&[("KILN_EDGE_TO_ORIGIN_KEYS", "")], &[], "KILN_EDGE_TO_ORIGIN_KEYS is required"),
+            (&[("KILN_ORIGIN_TO_EDGE_KEYS", " ")], &[], "KILN_ORIGIN_TO_EDGE_KEYS is required"),
+            (
+                &[("KILN_ORIGIN_TO_EDGE_KEYS", "o1:too-short-secret")],
+                &[],
+                "KILN_ORIGIN_TO_EDGE_KEYS is not a valid keyring",
+            ),
+            (&[("KILN_ENGINE", "comfyui")], &[], "valid engines: sim"),
+            (&[("KILN_SLOTS", "0")], &[], "KILN_SLOTS"),
+            (&[("KILN_SLOTS", "two")], &[], "KILN_SLOTS"),
+            (&[("KILN_SIM_STEP_MS", "-1")], &[], "KILN_SIM_STEP_MS"),
+            (&[("KILN_ORIGIN_ADDR", "localhost")], &[], "KILN_ORIGIN_ADDR"),
+            (&[], &["--port"], "--port needs a value"),
+            (&[], &["--port", "http"], "--port"),
+            (&[], &["--verbose"], "unknown argument"),
+        ];
+        for (vars, args, want) in cases {
+            let err = from(vars, args).unwrap_err().to_string();
+            assert!(err.contains(want), "{vars:?} {args:?}: {err}");
+            assert!(!err.contains("too-short-secret"), "{err}");
+        }
+        assert!(!format!("{:?}", from(&[], &[]).unwrap()).contains(SECRET_A));
+    }
+}

@@ -1,0 +1,32 @@
+//! Kiln's GPU origin: receives signed jobs from the edge, runs them on an engine, and
+//! reports back to the edge with signed events and uploads (DESIGN.md flows 2 and 3).
+//!
+//! - [`config`]      — settings from `KILN_*` environment variables and CLI flags.
+//! - [`startup`]     — [`startup::Application`] (bind, serve, shut down) and [`startup::app`],
+//!                     the router that tests drive with `tower::ServiceExt::oneshot`.
+//! - [`error`]       — [`error::AppError`], the one place errors become the API's error shape.
+//! - [`routes`]      — `GET /health` and the edge's `POST /v1/jobs` dispatch.
+//! - [`replay`]      — remembers accepted dispatches so a replayed one is refused.
+//! - [`runner`]      — runs one admitted job: engine progress → signed events → upload → result.
+//! - [`engine`]      — the engines a job can run on; only [`engine::sim`] exists today.
+//! - [`edge_client`] — signed, retried calls from the origin to the edge's internal endpoints.
+
+pub mod config;
+pub mod edge_client;
+pub mod engine;
+pub mod error;
+pub mod replay;
+pub mod routes;
+pub mod runner;
+pub mod startup;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The wall clock in Unix seconds, as request signatures use it; kiln-shared takes time
+/// as an argument, so this is the one place the origin reads it for signing.
+pub(crate) fn unix_secs_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
