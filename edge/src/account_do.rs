@@ -169,14 +169,19 @@ impl AccountDo {
     fn account(&self) -> EdgeResult<Option<AccountRow>> {
         let rows: Vec<AccountRow> = self
             .sql
-            .exec("SELECT balance, held, is_trial, last_used_at_ms FROM account", None)?
+            .exec(
+                "SELECT balance, held, is_trial, last_used_at_ms FROM account",
+                None,
+            )?
             .to_array()?;
         Ok(rows.into_iter().next())
     }
 
     fn init(&self, body: InitAccount) -> EdgeResult<Response> {
         if self.account()?.is_some() {
-            return Err(ApiError::conflict("account_exists", "This account already exists.").into());
+            return Err(
+                ApiError::conflict("account_exists", "This account already exists.").into(),
+            );
         }
         let now = now_ms();
         self.sql.exec(
@@ -189,7 +194,17 @@ impl AccountDo {
                 now.into(),
             ],
         )?;
-        self.ledger(now, "grant", body.grant_micros, None, Some(if body.is_trial { "trial credit" } else { "initial credit" }))?;
+        self.ledger(
+            now,
+            "grant",
+            body.grant_micros,
+            None,
+            Some(if body.is_trial {
+                "trial credit"
+            } else {
+                "initial credit"
+            }),
+        )?;
         self.insert_key(&body.key, now)?;
         json(201, &json!({"account_id": body.account_id}))
     }
@@ -219,7 +234,9 @@ impl AccountDo {
             .to_array()?;
         let key = rows
             .into_iter()
-            .find(|k| KeyHash::from_stored(k.hash.clone()).matches(presented) && k.revoked_at_ms.is_none())
+            .find(|k| {
+                KeyHash::from_stored(k.hash.clone()).matches(presented) && k.revoked_at_ms.is_none()
+            })
             .ok_or_else(ApiError::invalid_key)?;
         let now = now_ms();
         self.sql.exec(
@@ -250,7 +267,10 @@ impl AccountDo {
         }
         let existing: Vec<AmountRow> = self
             .sql
-            .exec("SELECT amount FROM holds WHERE job_id = ?", vec![body.job_id.as_str().into()])?
+            .exec(
+                "SELECT amount FROM holds WHERE job_id = ?",
+                vec![body.job_id.as_str().into()],
+            )?
             .to_array()?;
         if existing.is_empty() {
             let taken: Vec<Balances> = self
@@ -278,9 +298,17 @@ impl AccountDo {
             let now = now_ms();
             self.sql.exec(
                 "INSERT INTO holds (job_id, amount, state, created_at_ms) VALUES (?, ?, 'held', ?)",
-                vec![body.job_id.as_str().into(), body.amount_micros.into(), now.into()],
+                vec![
+                    body.job_id.as_str().into(),
+                    body.amount_micros.into(),
+                    now.into(),
+                ],
             )?;
-            let preview: String = body.prompt_preview.chars().take(PROMPT_PREVIEW_CHARS_MAX).collect();
+            let preview: String = body
+                .prompt_preview
+                .chars()
+                .take(PROMPT_PREVIEW_CHARS_MAX)
+                .collect();
             self.sql.exec(
                 "INSERT INTO ledger (ts_ms, kind, amount, job_id, job_type, model_id, prompt_preview)
                  VALUES (?, 'hold', ?, ?, ?, ?, ?)",
@@ -325,22 +353,40 @@ impl AccountDo {
             )?;
             self.ledger(now, "capture", hold.amount, Some(&body.job_id), None)?;
         } else {
-            self.sql
-                .exec("UPDATE account SET held = held - ?1", vec![hold.amount.into()])?;
-            self.ledger(now, "release", hold.amount, Some(&body.job_id), Some("refund"))?;
+            self.sql.exec(
+                "UPDATE account SET held = held - ?1",
+                vec![hold.amount.into()],
+            )?;
+            self.ledger(
+                now,
+                "release",
+                hold.amount,
+                Some(&body.job_id),
+                Some("refund"),
+            )?;
         }
         json(200, &json!({"settled": true}))
     }
 
-    fn ledger(&self, ts_ms: i64, kind: &str, amount: i64, job_id: Option<&str>, note: Option<&str>) -> EdgeResult<()> {
+    fn ledger(
+        &self,
+        ts_ms: i64,
+        kind: &str,
+        amount: i64,
+        job_id: Option<&str>,
+        note: Option<&str>,
+    ) -> EdgeResult<()> {
         self.sql.exec(
             "INSERT INTO ledger (ts_ms, kind, amount, job_id, note) VALUES (?, ?, ?, ?, ?)",
             vec![
                 ts_ms.into(),
                 kind.into(),
                 amount.into(),
-                job_id.map(Into::into).unwrap_or(worker::SqlStorageValue::Null),
-                note.map(Into::into).unwrap_or(worker::SqlStorageValue::Null),
+                job_id
+                    .map(Into::into)
+                    .unwrap_or(worker::SqlStorageValue::Null),
+                note.map(Into::into)
+                    .unwrap_or(worker::SqlStorageValue::Null),
             ],
         )?;
         Ok(())
@@ -365,4 +411,3 @@ impl AccountDo {
 struct IdRow {
     id: String,
 }
-

@@ -62,9 +62,8 @@ pub async fn handle_register(mut req: Request, env: &Env) -> EdgeResult<Response
         Some(&serde_json::to_value(&init)?),
     )
     .await;
-    let mark_done = || async {
-        call_do::<serde_json::Value>(&email_do, Method::Post, "/done", None).await
-    };
+    let mark_done =
+        || async { call_do::<serde_json::Value>(&email_do, Method::Post, "/done", None).await };
     match created {
         Ok(_) => {
             mark_done().await?;

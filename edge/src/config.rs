@@ -22,7 +22,8 @@ fn string(env: &Env, name: &str) -> Option<String> {
 }
 
 fn required(env: &Env, name: &str) -> EdgeResult<String> {
-    string(env, name).ok_or_else(|| worker::Error::RustError(format!("config {name} is not set")).into())
+    string(env, name)
+        .ok_or_else(|| worker::Error::RustError(format!("config {name} is not set")).into())
 }
 
 fn keyring(env: &Env, name: &str) -> EdgeResult<Keyring> {
@@ -47,7 +48,10 @@ pub fn origins(env: &Env) -> EdgeResult<Vec<(String, String)>> {
         .split(',')
         .filter_map(|entry| {
             let (id, url) = entry.trim().split_once('=')?;
-            Some((id.trim().to_owned(), url.trim().trim_end_matches('/').to_owned()))
+            Some((
+                id.trim().to_owned(),
+                url.trim().trim_end_matches('/').to_owned(),
+            ))
         })
         .collect())
 }

@@ -72,7 +72,12 @@ impl EmailDo {
             )
             .with_param("email")
             .into()),
-            Some(r) => json(200, &Claim { account_id: r.account_id }),
+            Some(r) => json(
+                200,
+                &Claim {
+                    account_id: r.account_id,
+                },
+            ),
             None => {
                 self.sql.exec(
                     "INSERT INTO claim (account_id, done, at_ms) VALUES (?, 0, ?)",

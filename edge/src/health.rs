@@ -21,19 +21,21 @@ async fn probe(id: &str, url: &str) -> Value {
         Err(e) => return down(format!("{e:?}")),
     };
     match fetch_with_timeout(req, Duration::from_millis(PROBE_TIMEOUT_MS)).await {
-        Ok(Some(mut resp)) if resp.status_code() == 200 => match resp.json::<OriginHealth>().await {
-            Ok(h) => json!({
-                "id": id,
-                "status": "up",
-                "engine": h.engine,
-                "simulated": h.simulated,
-                "slots": h.slots,
-                "busy": h.busy,
-                "models": h.models,
-                "vram_free_gb": h.vram_free_gb,
-            }),
-            Err(e) => down(format!("unreadable health answer: {e}")),
-        },
+        Ok(Some(mut resp)) if resp.status_code() == 200 => {
+            match resp.json::<OriginHealth>().await {
+                Ok(h) => json!({
+                    "id": id,
+                    "status": "up",
+                    "engine": h.engine,
+                    "simulated": h.simulated,
+                    "slots": h.slots,
+                    "busy": h.busy,
+                    "models": h.models,
+                    "vram_free_gb": h.vram_free_gb,
+                }),
+                Err(e) => down(format!("unreadable health answer: {e}")),
+            }
+        }
         Ok(Some(resp)) => down(format!("answered {}", resp.status_code())),
         Ok(None) => down("timed out".into()),
         Err(e) => down(format!("{e:?}")),

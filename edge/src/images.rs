@@ -66,10 +66,10 @@ fn mode(req: &Request, env: &Env, options: &SubmitOptions) -> EdgeResult<Mode> {
         }
     }
     let prefer = req.headers().get("prefer")?;
-    if let Some(wait) = prefer
-        .as_deref()
-        .and_then(|p| p.split(',').find_map(|part| part.trim().strip_prefix("wait=")))
-    {
+    if let Some(wait) = prefer.as_deref().and_then(|p| {
+        p.split(',')
+            .find_map(|part| part.trim().strip_prefix("wait="))
+    }) {
         return match wait.trim().parse::<u64>() {
             Ok(n) if (1..=PREFER_WAIT_SECS_MAX).contains(&n) => Ok(Mode::Wait(n)),
             _ => Err(ApiError::invalid_param(
@@ -101,7 +101,11 @@ pub async fn handle_generate(mut req: Request, env: &Env) -> EdgeResult<Response
     }
     let seed = u64::from_le_bytes(random_bytes()) % (RANDOM_SEED_MAX + 1);
     let id = JobId::generate(now_ms() as u64, random_bytes());
-    let cost = if caller.kind.is_test() { MicroUsd::ZERO } else { image.price() };
+    let cost = if caller.kind.is_test() {
+        MicroUsd::ZERO
+    } else {
+        image.price()
+    };
     let new_job = NewJob {
         id: id.clone(),
         account_id: caller.account_id.clone(),
@@ -135,9 +139,21 @@ pub async fn handle_generate(mut req: Request, env: &Env) -> EdgeResult<Response
         Mode::Async => job,
         Mode::Sync(secs) | Mode::Wait(secs) => wait(env, &id, secs).await?,
     };
-    let resp = respond(env, &base, &job, mode, image.options.response_format).await?;
+    // A job that ended without completing has had its hold released.
+    let remaining = if job.status.is_terminal() && job.status != JobStatus::Completed {
+        balances
+            .available()
+            .checked_add(cost)
+            .unwrap_or(balances.available())
+    } else {
+        balances.available()
+    };
+    // Errors carry the job id and balance too, so a failed sync call can be looked up.
+    let resp = respond(env, &base, &job, mode, image.options.response_format)
+        .await
+        .unwrap_or_else(EdgeError::into_response);
     let headers = resp.headers();
-    headers.set("x-credits-remaining-usd", &balances.available().to_usd_string())?;
+    headers.set("x-credits-remaining-usd", &remaining.to_usd_string())?;
     headers.set("x-kiln-job-id", id.as_str())?;
     Ok(resp)
 }
@@ -180,7 +196,13 @@ pub async fn wait(env: &Env, id: &JobId, secs: u64) -> EdgeResult<JobState> {
     Ok(env_.job)
 }
 
-async fn respond(env: &Env, base: &str, job: &JobState, mode: Mode, format: ResponseFormat) -> EdgeResult<Response> {
+async fn respond(
+    env: &Env,
+    base: &str,
+    job: &JobState,
+    mode: Mode,
+    format: ResponseFormat,
+) -> EdgeResult<Response> {
     if let Some(err) = job.error() {
         return Err(EdgeError::Api(err));
     }
@@ -197,7 +219,11 @@ async fn respond(env: &Env, base: &str, job: &JobState, mode: Mode, format: Resp
                         .execute()
                         .await?
                         .ok_or_else(ApiError::internal)?;
-                    let bytes = object.body().ok_or_else(ApiError::internal)?.bytes().await?;
+                    let bytes = object
+                        .body()
+                        .ok_or_else(ApiError::internal)?
+                        .bytes()
+                        .await?;
                     json!({"b64_json": base64::engine::general_purpose::STANDARD.encode(bytes)})
                 }
             });

@@ -112,7 +112,11 @@ impl JobDo {
             .to_array()?;
         match rows.into_iter().next() {
             None => Ok(None),
-            Some(r) => Ok(Some((serde_json::from_str(&r.state)?, r.settled != 0, r.deadline_ms))),
+            Some(r) => Ok(Some((
+                serde_json::from_str(&r.state)?,
+                r.settled != 0,
+                r.deadline_ms,
+            ))),
         }
     }
 
@@ -174,16 +178,27 @@ impl JobDo {
             let signed = keys.sign(now_ms() / 1000, "POST", DISPATCH_PATH, &body);
             let mut headers = vec![("content-type", "application/json")];
             headers.extend(signed.pairs());
-            let req = request(&format!("{url}{DISPATCH_PATH}"), Method::Post, &headers, Some(body.clone()))?;
+            let req = request(
+                &format!("{url}{DISPATCH_PATH}"),
+                Method::Post,
+                &headers,
+                Some(body.clone()),
+            )?;
             match fetch_with_timeout(req, Duration::from_millis(DISPATCH_TIMEOUT_MS)).await {
                 Ok(Some(resp)) if resp.status_code() == 202 => return Ok(job),
-                Ok(Some(resp)) => last_error = format!("{origin_id} answered {}", resp.status_code()),
+                Ok(Some(resp)) => {
+                    last_error = format!("{origin_id} answered {}", resp.status_code())
+                }
                 Ok(None) => last_error = format!("{origin_id} did not answer in time"),
                 Err(e) => last_error = format!("{origin_id}: {e:?}"),
             }
         }
         worker::console_warn!("job {} not dispatched: {last_error}", job.id);
-        if job.fail("no_capacity", "No GPU capacity was available for this job.", now_ms()) {
+        if job.fail(
+            "no_capacity",
+            "No GPU capacity was available for this job.",
+            now_ms(),
+        ) {
             self.save(&job)?;
             self.settle(&job).await?;
             self.wake();
@@ -223,7 +238,10 @@ impl JobDo {
     async fn event(&self, ev: EventEnvelope) -> EdgeResult<Response> {
         let (mut job, _, _) = self.load_existing()?;
         match job.apply(&ev, now_ms()) {
-            Err(ignored) => json(200, &json!({"applied": false, "reason": format!("{ignored:?}")})),
+            Err(ignored) => json(
+                200,
+                &json!({"applied": false, "reason": format!("{ignored:?}")}),
+            ),
             Ok(applied) => {
                 self.save(&job)?;
                 if let Applied::Ended(_) = applied {

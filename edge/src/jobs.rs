@@ -13,11 +13,17 @@ use crate::job_do::JobEnvelope;
 use crate::router::base_url;
 
 pub fn job_stub(env: &Env, id: &JobId) -> EdgeResult<Stub> {
-    Ok(env.durable_object("JOBS")?.id_from_name(id.as_str())?.get_stub()?)
+    Ok(env
+        .durable_object("JOBS")?
+        .id_from_name(id.as_str())?
+        .get_stub()?)
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("job_not_found", "No job with this id belongs to your account.")
+    ApiError::not_found(
+        "job_not_found",
+        "No job with this id belongs to your account.",
+    )
 }
 
 /// Loads a job the caller owns.

@@ -29,7 +29,11 @@ const OUTPUT_BYTES_MAX: usize = 96 * 1024 * 1024;
 /// Checks the request's signature over its method, path and body.
 fn verify(req: &Request, env: &Env, body: &[u8]) -> EdgeResult<()> {
     let h = req.headers();
-    let (key_id, ts, sig) = (h.get(HEADER_KEY_ID)?, h.get(HEADER_TIMESTAMP)?, h.get(HEADER_SIGNATURE)?);
+    let (key_id, ts, sig) = (
+        h.get(HEADER_KEY_ID)?,
+        h.get(HEADER_TIMESTAMP)?,
+        h.get(HEADER_SIGNATURE)?,
+    );
     let received = ReceivedHeaders {
         key_id: key_id.as_deref(),
         timestamp: ts.as_deref(),
@@ -37,7 +41,13 @@ fn verify(req: &Request, env: &Env, body: &[u8]) -> EdgeResult<()> {
     };
     let method = req.method();
     config::origin_to_edge_keys(env)?
-        .verify(now_ms() / 1000, &received, method.as_ref(), &req.path(), body)
+        .verify(
+            now_ms() / 1000,
+            &received,
+            method.as_ref(),
+            &req.path(),
+            body,
+        )
         .map_err(|e| ApiError::from(e).into())
 }
 
@@ -60,13 +70,24 @@ pub async fn handle_event(mut req: Request, env: &Env, id: &str) -> EdgeResult<R
     json(200, &result)
 }
 
-pub async fn handle_output(mut req: Request, env: &Env, id: &str, name: &str) -> EdgeResult<Response> {
+pub async fn handle_output(
+    mut req: Request,
+    env: &Env,
+    id: &str,
+    name: &str,
+) -> EdgeResult<Response> {
     let body = body_bytes(&mut req, OUTPUT_BYTES_MAX).await?;
     verify(&req, env, &body)?;
     let id = JobId::parse(id).ok_or_else(unknown_job)?;
     let name = Filename::parse(name)
         .filter(|n| n.as_str().starts_with(&format!("{id}-")))
-        .ok_or_else(|| ApiError::invalid_param("filename", "invalid_value", "An output's filename must start with its job id."))?;
+        .ok_or_else(|| {
+            ApiError::invalid_param(
+                "filename",
+                "invalid_value",
+                "An output's filename must start with its job id.",
+            )
+        })?;
     let job: JobEnvelope = call_do(&job_stub(env, &id)?, Method::Get, "/state", None).await?;
     if job.job.status.is_terminal() {
         return Err(ApiError::conflict("job_ended", "The job has already ended.").into());
@@ -84,5 +105,8 @@ pub async fn handle_output(mut req: Request, env: &Env, id: &str, name: &str) ->
         ]))
         .execute()
         .await?;
-    json(201, &serde_json::json!({"filename": name, "size_bytes": size_bytes}))
+    json(
+        201,
+        &serde_json::json!({"filename": name, "size_bytes": size_bytes}),
+    )
 }

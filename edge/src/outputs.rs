@@ -30,11 +30,18 @@ fn parse_range(header: &str) -> Option<Range> {
     }
     let (start, end) = spec.split_once('-')?;
     match (start.trim(), end.trim()) {
-        ("", suffix) => Some(Range::Suffix { suffix: suffix.parse().ok()? }),
-        (start, "") => Some(Range::OffsetToEnd { offset: start.parse().ok()? }),
+        ("", suffix) => Some(Range::Suffix {
+            suffix: suffix.parse().ok()?,
+        }),
+        (start, "") => Some(Range::OffsetToEnd {
+            offset: start.parse().ok()?,
+        }),
         (start, end) => {
             let (s, e): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
-            (e >= s).then_some(Range::OffsetWithLength { offset: s, length: e - s + 1 })
+            (e >= s).then_some(Range::OffsetWithLength {
+                offset: s,
+                length: e - s + 1,
+            })
         }
     }
 }
@@ -57,13 +64,12 @@ pub async fn handle_get(req: &Request, env: &Env, name: &str) -> EdgeResult<Resp
         return Ok(Response::empty()?.with_status(304).with_headers(headers));
     }
 
-    let range = req
-        .headers()
-        .get("range")?
-        .and_then(|h| parse_range(&h));
+    let range = req.headers().get("range")?.and_then(|h| parse_range(&h));
     let (start, end) = match &range {
         None => (0, size.saturating_sub(1)),
-        Some(Range::OffsetWithLength { offset, length }) => (*offset, (offset + length - 1).min(size.saturating_sub(1))),
+        Some(Range::OffsetWithLength { offset, length }) => {
+            (*offset, (offset + length - 1).min(size.saturating_sub(1)))
+        }
         Some(Range::OffsetToEnd { offset }) => (*offset, size.saturating_sub(1)),
         Some(Range::Suffix { suffix }) => (size.saturating_sub(*suffix), size.saturating_sub(1)),
         Some(Range::Prefix { length }) => (0, length.saturating_sub(1).min(size.saturating_sub(1))),
@@ -80,7 +86,10 @@ pub async fn handle_get(req: &Request, env: &Env, name: &str) -> EdgeResult<Resp
     }
     let mut get = bucket.get(&key);
     if range.is_some() {
-        get = get.range(Range::OffsetWithLength { offset: start, length });
+        get = get.range(Range::OffsetWithLength {
+            offset: start,
+            length,
+        });
     }
     let object = get.execute().await?.ok_or_else(not_found)?;
     let body = object.body().ok_or_else(not_found)?;

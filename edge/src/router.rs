@@ -34,7 +34,9 @@ fn resolve<'a>(segments: &[&'a str]) -> Option<(Route<'a>, &'static [Method])> {
         ["v1", "jobs", id] => (Route::Job(id), &[Get]),
         ["outputs", name] => (Route::Output(name), &[Get, Head]),
         ["internal", "origin", "jobs", id, "events"] => (Route::OriginEvents(id), &[Post]),
-        ["internal", "origin", "jobs", id, "outputs", name] => (Route::OriginOutput(id, name), &[Put]),
+        ["internal", "origin", "jobs", id, "outputs", name] => {
+            (Route::OriginOutput(id, name), &[Put])
+        }
         _ => return None,
     })
 }

@@ -80,7 +80,10 @@ pub struct SimConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{var} is required: {why}")]
-    Missing { var: &'static str, why: &'static str },
+    Missing {
+        var: &'static str,
+        why: &'static str,
+    },
     /// Never carries the value: keyring values are secrets.
     #[error("{var} is not a valid keyring: {reason}")]
     Keyring {
@@ -109,7 +112,11 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
         args: impl IntoIterator<Item = String>,
     ) -> Result<Self, ConfigError> {
-        let get = |var: &str| env(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |var: &str| {
+            env(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let mut addr: SocketAddr = parse_var(
             "KILN_ORIGIN_ADDR",
@@ -126,9 +133,9 @@ impl Config {
             match flag.as_str() {
                 "--addr" => {
                     let v = value("--addr")?;
-                    addr = v.parse().map_err(|_| {
-                        ConfigError::Usage(format!("--addr {v:?}: want host:port"))
-                    })?;
+                    addr = v
+                        .parse()
+                        .map_err(|_| ConfigError::Usage(format!("--addr {v:?}: want host:port")))?;
                 }
                 "--port" => {
                     let v = value("--port")?;
@@ -186,8 +193,16 @@ impl Config {
             engine,
             slots,
             sim: SimConfig {
-                step: pace("KILN_SIM_STEP_MS", get("KILN_SIM_STEP_MS"), SIM_STEP_MS_DEFAULT)?,
-                load: pace("KILN_SIM_LOAD_MS", get("KILN_SIM_LOAD_MS"), SIM_LOAD_MS_DEFAULT)?,
+                step: pace(
+                    "KILN_SIM_STEP_MS",
+                    get("KILN_SIM_STEP_MS"),
+                    SIM_STEP_MS_DEFAULT,
+                )?,
+                load: pace(
+                    "KILN_SIM_LOAD_MS",
+                    get("KILN_SIM_LOAD_MS"),
+                    SIM_LOAD_MS_DEFAULT,
+                )?,
             },
         })
     }
@@ -216,7 +231,11 @@ fn keyring(
     Keyring::parse(&value).map_err(|reason| ConfigError::Keyring { var, reason })
 }
 
-fn pace(var: &'static str, value: Option<String>, default_ms: u64) -> Result<Duration, ConfigError> {
+fn pace(
+    var: &'static str,
+    value: Option<String>,
+    default_ms: u64,
+) -> Result<Duration, ConfigError> {
     let ms: u64 = parse_var(
         var,
         value.as_deref(),
@@ -289,9 +308,19 @@ mod tests {
 
     #[test]
     fn bad_settings_fail_fast_without_echoing_secrets() {
-        let cases: &[(&[(&str, &str)], &[&str], &str)] = &[
-            (&[("KILN_EDGE_TO_ORIGIN_KEYS", "")], &[], "KILN_EDGE_TO_ORIGIN_KEYS is required"),
-            (&[("KILN_ORIGIN_TO_EDGE_KEYS", " ")], &[], "KILN_ORIGIN_TO_EDGE_KEYS is required"),
+        // (variables, flags, what the error must say)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+        let cases: &[Case] = &[
+            (
+                &[("KILN_EDGE_TO_ORIGIN_KEYS", "")],
+                &[],
+                "KILN_EDGE_TO_ORIGIN_KEYS is required",
+            ),
+            (
+                &[("KILN_ORIGIN_TO_EDGE_KEYS", " ")],
+                &[],
+                "KILN_ORIGIN_TO_EDGE_KEYS is required",
+            ),
             (
                 &[("KILN_ORIGIN_TO_EDGE_KEYS", "o1:too-short-secret")],
                 &[],
@@ -301,7 +330,11 @@ mod tests {
             (&[("KILN_SLOTS", "0")], &[], "KILN_SLOTS"),
             (&[("KILN_SLOTS", "two")], &[], "KILN_SLOTS"),
             (&[("KILN_SIM_STEP_MS", "-1")], &[], "KILN_SIM_STEP_MS"),
-            (&[("KILN_ORIGIN_ADDR", "localhost")], &[], "KILN_ORIGIN_ADDR"),
+            (
+                &[("KILN_ORIGIN_ADDR", "localhost")],
+                &[],
+                "KILN_ORIGIN_ADDR",
+            ),
             (&[], &["--port"], "--port needs a value"),
             (&[], &["--port", "http"], "--port"),
             (&[], &["--verbose"], "unknown argument"),

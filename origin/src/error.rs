@@ -82,7 +82,8 @@ impl IntoResponse for AppError {
             _ => tracing::debug!(error = %self, "request refused"),
         }
         let api = self.to_api_error();
-        let status = StatusCode::from_u16(api.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(api.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(api.to_json())).into_response()
     }
 }

@@ -2,8 +2,8 @@
 //! reports back to the edge with signed events and uploads (DESIGN.md flows 2 and 3).
 //!
 //! - [`config`]      — settings from `KILN_*` environment variables and CLI flags.
-//! - [`startup`]     — [`startup::Application`] (bind, serve, shut down) and [`startup::app`],
-//!                     the router that tests drive with `tower::ServiceExt::oneshot`.
+//! - [`startup`]     — [`startup::Application`] (bind, serve, shut down) and
+//!   [`startup::app`], the router that tests drive with `tower::ServiceExt::oneshot`.
 //! - [`error`]       — [`error::AppError`], the one place errors become the API's error shape.
 //! - [`routes`]      — `GET /health` and the edge's `POST /v1/jobs` dispatch.
 //! - [`replay`]      — remembers accepted dispatches so a replayed one is refused.

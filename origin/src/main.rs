@@ -1,7 +1,7 @@
 //! `kiln-origin`: reads its settings, binds, prints where it listens, serves until
 //! SIGTERM or Ctrl-C. Everything else lives in the library.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use kiln_origin::config::Config;
@@ -11,8 +11,12 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
+        // Colour codes only help a person at a terminal; they garble log files.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let config = match Config::from_env() {

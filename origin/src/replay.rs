@@ -100,7 +100,10 @@ mod tests {
         let mut seen = SeenDispatches::new(Duration::from_secs(600), 10);
         seen.insert(job(1), 1, t0);
         assert!(seen.contains(&job(1), 1, t0 + Duration::from_secs(599)));
-        assert!(!seen.contains(&job(1), 2, t0), "a re-dispatch is a new attempt");
+        assert!(
+            !seen.contains(&job(1), 2, t0),
+            "a re-dispatch is a new attempt"
+        );
         assert!(!seen.contains(&job(2), 1, t0));
         assert!(!seen.contains(&job(1), 1, t0 + Duration::from_secs(600)));
         assert!(seen.is_empty());

@@ -7,10 +7,12 @@
 //! or the terminal event cannot be delivered, the job stops without a result and the
 //! edge's lease re-dispatches it elsewhere.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use kiln_shared::origin::{DispatchJob, EventEnvelope, OriginEvent};
 use tokio::sync::mpsc;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::edge_client::{EdgeClient, RetryPolicy};
 use crate::engine::{Engine, EngineError, Progress};
@@ -36,15 +38,15 @@ pub struct Runner {
 impl Runner {
     /// Runs `job` to its end. Returns once the terminal event was delivered or given up
     /// on, so the caller can free the slot then.
-    pub async fn run(&self, job: DispatchJob) {
+    pub async fn run(self: Arc<Self>, job: DispatchJob) {
         let span = tracing::info_span!("job", job_id = %job.job_id, attempt = job.attempt);
         self.run_inner(job).instrument(span).await;
     }
 
-    async fn run_inner(&self, job: DispatchJob) {
+    async fn run_inner(self: Arc<Self>, job: DispatchJob) {
         tracing::info!(workflow = %job.workflow, "job started");
         let mut reporter = Reporter {
-            runner: self,
+            runner: &self,
             job: &job,
             seq: 0,
         };
@@ -54,7 +56,18 @@ impl Runner {
                 reporter.progress(progress).await;
             }
         };
-        let (result, ()) = tokio::join!(self.engine.run(&job, tx), forward);
+        // The engine runs as its own task so that a panic in it still ends the job with
+        // `failed` rather than leaving the edge to wait for its lease to run out.
+        let engine = {
+            let runner = Arc::clone(&self);
+            let job = job.clone();
+            tokio::spawn(
+                async move { runner.engine.run(&job, tx).await }.instrument(Span::current()),
+            )
+        };
+        let (joined, ()) = tokio::join!(engine, forward);
+        let result =
+            joined.unwrap_or_else(|e| Err(EngineError::Internal(format!("engine task: {e}"))));
 
         let event = match result {
             Ok(outputs) => {
@@ -62,7 +75,11 @@ impl Runner {
                 for output in outputs {
                     let upload = self
                         .edge
-                        .upload_output(&job.job_id, &output.meta.filename, Bytes::from(output.bytes))
+                        .upload_output(
+                            &job.job_id,
+                            &output.meta.filename,
+                            Bytes::from(output.bytes),
+                        )
                         .await;
                     if let Err(e) = upload {
                         tracing::error!(error = %e, "output upload failed; stopping the job");

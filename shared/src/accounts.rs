@@ -12,7 +12,13 @@ pub const EMAIL_LEN_MAX: usize = 254;
 /// `+tag` removed, and for Gmail dots removed and `googlemail.com` folded into
 /// `gmail.com` (Gmail ignores both).
 pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
-    let invalid = || ApiError::invalid_param("email", "invalid_value", "`email` must be a valid email address.");
+    let invalid = || {
+        ApiError::invalid_param(
+            "email",
+            "invalid_value",
+            "`email` must be a valid email address.",
+        )
+    };
     let email = raw.trim().to_lowercase();
     if email.len() > EMAIL_LEN_MAX || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid());
@@ -57,8 +63,18 @@ mod tests {
 
     #[test]
     fn invalid_addresses() {
-        for raw in ["", "ada", "@example.com", "ada@", "ada@example", "ada@@example.com", "a da@example.com",
-                    "+tag@example.com", "ada@.example.com", "ada@exa_mple.com"] {
+        for raw in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@@example.com",
+            "a da@example.com",
+            "+tag@example.com",
+            "ada@.example.com",
+            "ada@exa_mple.com",
+        ] {
             let err = normalize_email(raw).expect_err(raw);
             assert_eq!((err.status(), err.param()), (400, Some("email")), "{raw}");
         }

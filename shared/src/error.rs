@@ -194,6 +194,12 @@ fn known_code(code: &str) -> &'static str {
         "no_capacity",
         "internal_error",
         "invalid_signature",
+        "duplicate_dispatch",
+        "invalid_body",
+        "request_timeout",
+        "job_ended",
+        "job_cancelled",
+        "account_exists",
     ];
     CODES
         .iter()

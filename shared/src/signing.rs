@@ -197,6 +197,9 @@ impl std::fmt::Display for SignatureError {
     }
 }
 
+impl std::error::Error for SignatureError {}
+impl std::error::Error for KeyringError {}
+
 impl From<SignatureError> for crate::ApiError {
     fn from(e: SignatureError) -> Self {
         crate::ApiError::new(
@@ -238,7 +241,16 @@ mod tests {
         let ring = Keyring::parse(K1).unwrap();
         let other = Keyring::parse("k1:ffffffffffffffffffffffffffffffff").unwrap();
         let h = ring.sign(NOW, "POST", "/v1/jobs", b"{\"a\":1}");
-        let cases: [(&str, Keyring, i64, &str, &str, &[u8], SignatureError); 6] = [
+        type Case<'a> = (
+            &'a str,
+            Keyring,
+            i64,
+            &'a str,
+            &'a str,
+            &'a [u8],
+            SignatureError,
+        );
+        let cases: [Case; 6] = [
             (
                 "body",
                 ring.clone(),

@@ -1,1 +1,185 @@
-fn main() {}
+//! `cargo xtask <command>`: the one place that knows how to install, build and start
+//! Kiln. Everything a fresh machine lacks is installed on first use.
+//!
+//! - `dev [--edge-port 8787] [--origin-port 8788] [--origins N]` — the whole stack
+//!   locally with the sim engine, a development account, and a curl line that works.
+//! - `test` — formatting, lints (native and wasm), unit tests, then end-to-end tests
+//!   against the real stack on free ports. `.ci/run` runs exactly this.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use kiln_tests::stack::{Stack, StackConfig};
+use kiln_tests::{build, run, tools, workspace_root};
+use serde_json::{json, Value};
+
+const USAGE: &str = "usage: cargo xtask dev [--edge-port 8787] [--origin-port 8788] [--origins N]
+       cargo xtask test";
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("xtask: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("dev") => dev(&args[1..]),
+        Some("test") => test(&args[1..]),
+        _ => bail!("{USAGE}"),
+    }
+}
+
+fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("{name} needs a value\n{USAGE}")),
+    }
+}
+
+fn dev(args: &[String]) -> Result<()> {
+    let edge_port: u16 = flag(args, "--edge-port", 8787)?;
+    let origin_port: u16 = flag(args, "--origin-port", 8788)?;
+    let origins: usize = flag(args, "--origins", 1)?;
+    if origins == 0 {
+        bail!("--origins must be at least 1");
+    }
+    tools::ensure()?;
+    build::edge()?;
+    build::origin()?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+
+    let mut stack = Stack::start(StackConfig::dev(edge_port, origin_port, origins))?;
+    let api_key = dev_account(&stack.edge_url)?;
+    let dev_json = json!({
+        "edge_url": stack.edge_url,
+        "origin_url": stack.origins[0].url,
+        "origin_urls": stack.origins.iter().map(|o| o.url.clone()).collect::<Vec<_>>(),
+        "api_key": api_key,
+    });
+    let kiln_dir = workspace_root().join(".kiln");
+    std::fs::create_dir_all(&kiln_dir)?;
+    std::fs::write(
+        kiln_dir.join("dev.json"),
+        serde_json::to_string_pretty(&dev_json)?,
+    )?;
+
+    println!();
+    println!("Kiln is running (sim engine). Ctrl-C stops everything.");
+    println!("  edge:    {}", stack.edge_url);
+    for o in &stack.origins {
+        println!("  origin:  {} ({})", o.url, o.id);
+    }
+    println!("  API key: {api_key}");
+    println!("  (also in .kiln/dev.json)");
+    println!();
+    println!("Try it:");
+    println!(
+        "  curl -s {}/v1/images/generations -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' -d '{{\"prompt\": \"a kiln at dawn\", \"width\": 1024, \"height\": 768}}'",
+        stack.edge_url
+    );
+    println!();
+
+    while !stop.load(Ordering::SeqCst) {
+        if let Some(which) = stack.exited() {
+            stack.stop();
+            bail!("{which} exited; stopping the stack");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("\nstopping…");
+    stack.stop();
+    Ok(())
+}
+
+/// Reuses the key in `.kiln/dev.json` while it still works (state persists across runs),
+/// otherwise registers a new development account.
+fn dev_account(edge_url: &str) -> Result<String> {
+    let client = reqwest::blocking::Client::new();
+    let saved: Option<String> = std::fs::read_to_string(workspace_root().join(".kiln/dev.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .and_then(|v| v["api_key"].as_str().map(str::to_owned));
+    if let Some(key) = saved {
+        let ok = client
+            .get(format!("{edge_url}/v1/credits"))
+            .bearer_auth(&key)
+            .send()
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            return Ok(key);
+        }
+    }
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let resp = client
+        .post(format!("{edge_url}/v1/accounts"))
+        .json(&json!({"email": format!("dev-{millis}@kiln.local")}))
+        .send()?;
+    let status = resp.status();
+    let body: Value = resp.json()?;
+    if !status.is_success() {
+        bail!("creating the development account failed: {status} {body}");
+    }
+    body["api_key"]
+        .as_str()
+        .map(str::to_owned)
+        .context("account response without api_key")
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env!("CARGO"));
+    c.current_dir(workspace_root());
+    c
+}
+
+fn test(args: &[String]) -> Result<()> {
+    if !args.is_empty() {
+        bail!("{USAGE}");
+    }
+    let started = Instant::now();
+    tools::ensure()?;
+    eprintln!("kiln: checking formatting and lints");
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--quiet",
+        "--workspace",
+        "--exclude",
+        "kiln-edge",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args([
+        "clippy",
+        "--quiet",
+        "-p",
+        "kiln-edge",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    build::edge()?;
+    build::origin()?;
+    eprintln!("kiln: unit and end-to-end tests");
+    run(cargo().args(["test", "--workspace", "--exclude", "kiln-edge"]))?;
+    eprintln!("kiln: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}

@@ -116,7 +116,11 @@ impl SimEngine {
 /// Renders the image for `params` as PNG bytes: a four-colour gradient, soft diagonal
 /// bands and a few soft discs, all drawn from a seed derived from every parameter.
 pub fn render_png(params: &ImageParams) -> Result<Vec<u8>, png::EncodingError> {
-    let rgb = render_rgb(params.width, params.height, &mut SplitMix64(seed_of(params)));
+    let rgb = render_rgb(
+        params.width,
+        params.height,
+        &mut SplitMix64(seed_of(params)),
+    );
     let mut out = Vec::with_capacity(rgb.len() / 4);
     let mut encoder = png::Encoder::new(&mut out, params.width, params.height);
     encoder.set_color(png::ColorType::Rgb);
@@ -139,7 +143,11 @@ pub fn render_png(params: &ImageParams) -> Result<Vec<u8>, png::EncodingError> {
 fn seed_of(params: &ImageParams) -> u64 {
     let canonical = serde_json::to_vec(params).expect("ImageParams always serializes");
     let digest = Sha256::digest(&canonical);
-    u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 8 bytes"))
+    u64::from_le_bytes(
+        digest[..8]
+            .try_into()
+            .expect("a SHA-256 digest has 8 bytes"),
+    )
 }
 
 /// SplitMix64: tiny, fast and well distributed; plenty for picking colours.
@@ -160,7 +168,11 @@ impl SplitMix64 {
     }
 
     fn colour(&mut self) -> [i64; 3] {
-        [self.range(20, 235), self.range(20, 235), self.range(20, 235)]
+        [
+            self.range(20, 235),
+            self.range(20, 235),
+            self.range(20, 235),
+        ]
     }
 }
 
@@ -275,10 +287,22 @@ mod tests {
         let base = params("a kiln at dusk", 42, 512, 512);
         let image = render_png(&base).unwrap();
         let variants = [
-            ImageParams { seed: 43, ..base.clone() },
-            ImageParams { prompt: "a kiln at dawn".into(), ..base.clone() },
-            ImageParams { steps: 21, ..base.clone() },
-            ImageParams { cfg: 4.5, ..base.clone() },
+            ImageParams {
+                seed: 43,
+                ..base.clone()
+            },
+            ImageParams {
+                prompt: "a kiln at dawn".into(),
+                ..base.clone()
+            },
+            ImageParams {
+                steps: 21,
+                ..base.clone()
+            },
+            ImageParams {
+                cfg: 4.5,
+                ..base.clone()
+            },
         ];
         for v in variants {
             assert_ne!(render_png(&v).unwrap(), image, "{v:?}");
@@ -316,7 +340,10 @@ mod tests {
         }
     }
 
-    async fn run(engine: &SimEngine, job: &DispatchJob) -> (Vec<Progress>, Result<Vec<Output>, EngineError>) {
+    async fn run(
+        engine: &SimEngine,
+        job: &DispatchJob,
+    ) -> (Vec<Progress>, Result<Vec<Output>, EngineError>) {
         let (tx, mut rx) = mpsc::channel(64);
         let result = engine.run(job, tx).await;
         let mut seen = Vec::new();
@@ -340,13 +367,22 @@ mod tests {
             // The second run has the model resident and still reports loading_model.
             let (seen, result) = run(&engine, &job("steps", 8)).await;
             let mut want = vec![Progress::LoadingModel];
-            want.extend((1..=8).map(|step| Progress::Sampling { step, total_steps: 8 }));
+            want.extend((1..=8).map(|step| Progress::Sampling {
+                step,
+                total_steps: 8,
+            }));
             assert_eq!(seen, want);
             let outputs = result.unwrap();
             assert_eq!(outputs.len(), 1);
             let meta = &outputs[0].meta;
-            assert_eq!(meta.filename.as_str(), format!("{}-0.png", job("", 8).job_id));
-            assert_eq!((meta.width, meta.height, meta.content_type.as_str()), (512, 512, "image/png"));
+            assert_eq!(
+                meta.filename.as_str(),
+                format!("{}-0.png", job("", 8).job_id)
+            );
+            assert_eq!(
+                (meta.width, meta.height, meta.content_type.as_str()),
+                (512, 512, "image/png")
+            );
             assert_eq!(meta.size_bytes, outputs[0].bytes.len() as u64);
         }
     }
@@ -354,7 +390,13 @@ mod tests {
     #[tokio::test]
     async fn the_fail_trigger_fails_halfway() {
         let (seen, result) = run(&fast(), &job("a cat [[sim:fail]]", 9)).await;
-        assert_eq!(seen.last(), Some(&Progress::Sampling { step: 5, total_steps: 9 }));
+        assert_eq!(
+            seen.last(),
+            Some(&Progress::Sampling {
+                step: 5,
+                total_steps: 9
+            })
+        );
         match result {
             Err(EngineError::Failed(m)) => assert_eq!(m, FAIL_MESSAGE),
             other => panic!("want a failure, got {other:?}"),

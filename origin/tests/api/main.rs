@@ -1,0 +1,7 @@
+//! The origin as the edge sees it. One test binary (as in zero-to-production's
+//! `tests/api`), so the helpers are compiled and linked once.
+
+mod dispatch;
+mod helpers;
+mod process;
+mod run;
