@@ -1,23 +1,30 @@
 //! The Account Durable Object: one per account, the only writer of its keys, balance,
-//! holds and ledger (SQLite). Every money movement is a run of synchronous SQL
-//! statements with no `await` in between, so a check and its write are atomic under
-//! any concurrency, and each leaves a ledger row.
+//! holds, ledger, idempotency records and rate-limit buckets (SQLite). Every money
+//! movement is a run of synchronous SQL statements with no `await` in between, so a
+//! check and its write are atomic under any concurrency, and each leaves a ledger row.
 //!
 //! Balance semantics (integer micro-dollars): `balance` is what the account owns,
 //! `held` is reserved by running jobs; `balance − held` is available. A hold needs
 //! `available ≥ price`; capture takes the amount from both, release only from `held`.
-//! Ledger rows record magnitudes (always positive); the `kind` says what moved.
+//! SQL `CHECK`s make a negative balance or an over-hold impossible to store.
+//! Ledger rows record magnitudes (always positive) except adjustments (signed); the
+//! `kind` says what moved.
 
+use kiln_shared::idempotency::{self, TTL_MS};
 use kiln_shared::keys::KeyHash;
 use kiln_shared::money::MicroUsd;
+use kiln_shared::ratelimit::{Bucket, Decision};
 use kiln_shared::time::rfc3339;
 use kiln_shared::ApiError;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use worker::{durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State};
+use serde_json::{json, Value};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, SqlStorageValue,
+    State,
+};
 
 use crate::error::{EdgeError, EdgeResult};
-use crate::http::{internal_body, json};
+use crate::http::{internal_body, json, query_param};
 use crate::now_ms;
 
 #[durable_object]
@@ -42,14 +49,46 @@ pub struct NewKey {
     pub kind: String,
     pub prefix: String,
     pub label: String,
+    /// A lower limit than the deployment's, for keys handed to integrations.
+    #[serde(default)]
+    pub rate_limit_per_min: Option<u32>,
 }
 
-/// `POST /auth` answer: who the key belongs to.
+/// `POST /auth` body.
+#[derive(Serialize, Deserialize)]
+pub struct AuthRequest {
+    pub hash: String,
+    pub limit_per_min: u32,
+}
+
+/// `POST /auth` answer: who the key belongs to and its rate-limit state.
 #[derive(Serialize, Deserialize)]
 pub struct Principal {
     pub account_id: String,
     pub key_id: String,
     pub kind: String,
+    pub rate: RateState,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+pub struct RateState {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    pub reset_secs: u32,
+    pub retry_after_secs: u32,
+}
+
+impl From<Decision> for RateState {
+    fn from(d: Decision) -> Self {
+        Self {
+            allowed: d.allowed,
+            limit: d.limit,
+            remaining: d.remaining,
+            reset_secs: d.reset_secs,
+            retry_after_secs: d.retry_after_secs,
+        }
+    }
 }
 
 /// `POST /hold`: reserve the price of a job.
@@ -59,6 +98,7 @@ pub struct HoldRequest {
     pub amount_micros: i64,
     pub job_type: String,
     pub model_id: String,
+    pub units: f64,
     pub prompt_preview: String,
 }
 
@@ -82,16 +122,63 @@ pub struct SettleRequest {
     pub capture: bool,
 }
 
+/// `POST /idem/begin`.
+#[derive(Serialize, Deserialize)]
+pub struct IdemBegin {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// `POST /idem/begin` answer: go ahead, or the stored first response.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum IdemOutcome {
+    Proceed,
+    Replay {
+        status: u16,
+        body: String,
+        headers: Vec<(String, String)>,
+    },
+}
+
+/// `POST /idem/finish`: store the response of the first request.
+#[derive(Serialize, Deserialize)]
+pub struct IdemFinish {
+    pub key: String,
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// `POST /topup`: a verified Stripe payment.
+#[derive(Serialize, Deserialize)]
+pub struct TopUpRequest {
+    pub event_id: String,
+    pub tier: String,
+    pub amount_micros: i64,
+    /// The `sk-gen-` key a trial account receives on its first payment.
+    pub gen_key: NewKey,
+    pub gen_key_secret: String,
+}
+
+/// `POST /adjust`: an operator's grant (positive) or correction (negative).
+#[derive(Serialize, Deserialize)]
+pub struct AdjustRequest {
+    pub amount_micros: i64,
+    pub reason: String,
+}
+
 #[derive(Deserialize)]
 struct KeyRow {
     id: String,
     hash: String,
     kind: String,
-    revoked_at_ms: Option<i64>,
+    rate_limit_per_min: Option<u32>,
 }
 
 #[derive(Deserialize)]
 struct AccountRow {
+    id: String,
     balance: i64,
     held: i64,
     is_trial: i64,
@@ -103,29 +190,91 @@ struct AmountRow {
     amount: i64,
 }
 
+#[derive(Deserialize)]
+struct BucketRow {
+    tokens_milli: i64,
+    updated_ms: i64,
+}
+
+#[derive(Deserialize)]
+struct IdemRow {
+    fingerprint: String,
+    state: String,
+    status: Option<i64>,
+    body: Option<String>,
+    headers: Option<String>,
+    created_at_ms: i64,
+}
+
+#[derive(Deserialize)]
+struct KeyListRow {
+    id: String,
+    kind: String,
+    label: String,
+    prefix: String,
+    created_at_ms: i64,
+    last_used_at_ms: Option<i64>,
+    revoked_at_ms: Option<i64>,
+    reveal_pending: i64,
+    rate_limit_per_min: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct UsageRow {
+    seq: i64,
+    ts_ms: i64,
+    kind: String,
+    amount: i64,
+    job_id: Option<String>,
+    job_type: Option<String>,
+    model_id: Option<String>,
+    units: Option<f64>,
+    prompt_preview: Option<String>,
+    note: Option<String>,
+    hold_state: Option<String>,
+    settled_at_ms: Option<i64>,
+}
+
 /// Characters of the prompt kept in the ledger, enough to recognise a job in usage.
 const PROMPT_PREVIEW_CHARS_MAX: usize = 80;
+/// Usage pages hold at most this many rows.
+pub const USAGE_PAGE_MAX: u32 = 100;
+const USAGE_PAGE_DEFAULT: u32 = 50;
+/// A request that began this long ago and never finished (its Worker died) no longer
+/// blocks its Idempotency-Key: longer than the longest synchronous wait.
+const IDEM_STALE_MS: i64 = 10 * 60 * 1000;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS account (
+        id TEXT PRIMARY KEY, email TEXT, balance INTEGER NOT NULL CHECK (balance >= 0),
+        held INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0 AND held <= balance),
+        is_trial INTEGER NOT NULL, created_at_ms INTEGER NOT NULL, last_used_at_ms INTEGER)",
+    "CREATE TABLE IF NOT EXISTS keys (
+        id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, label TEXT NOT NULL,
+        prefix TEXT NOT NULL, created_at_ms INTEGER NOT NULL, last_used_at_ms INTEGER,
+        revoked_at_ms INTEGER, reveal_secret TEXT, rate_limit_per_min INTEGER)",
+    "CREATE TABLE IF NOT EXISTS holds (
+        job_id TEXT PRIMARY KEY, amount INTEGER NOT NULL CHECK (amount > 0), state TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL, settled_at_ms INTEGER)",
+    "CREATE TABLE IF NOT EXISTS ledger (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, kind TEXT NOT NULL,
+        amount INTEGER NOT NULL, job_id TEXT, job_type TEXT, model_id TEXT, units REAL,
+        prompt_preview TEXT, note TEXT)",
+    "CREATE TABLE IF NOT EXISTS idem (
+        key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, state TEXT NOT NULL, status INTEGER,
+        body TEXT, headers TEXT, created_at_ms INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS rate (key_id TEXT PRIMARY KEY, tokens_milli INTEGER NOT NULL, updated_ms INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS stripe_events (event_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)",
+];
+
+fn opt(v: Option<&str>) -> SqlStorageValue {
+    v.map(Into::into).unwrap_or(SqlStorageValue::Null)
+}
 
 impl DurableObject for AccountDo {
     fn new(state: State, _env: Env) -> Self {
         let sql = state.storage().sql();
-        for ddl in [
-            "CREATE TABLE IF NOT EXISTS account (
-                id TEXT PRIMARY KEY, email TEXT, balance INTEGER NOT NULL CHECK (balance >= 0),
-                held INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0 AND held <= balance),
-                is_trial INTEGER NOT NULL, created_at_ms INTEGER NOT NULL, last_used_at_ms INTEGER)",
-            "CREATE TABLE IF NOT EXISTS keys (
-                id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, label TEXT NOT NULL,
-                prefix TEXT NOT NULL, created_at_ms INTEGER NOT NULL, last_used_at_ms INTEGER,
-                revoked_at_ms INTEGER)",
-            "CREATE TABLE IF NOT EXISTS holds (
-                job_id TEXT PRIMARY KEY, amount INTEGER NOT NULL, state TEXT NOT NULL,
-                created_at_ms INTEGER NOT NULL, settled_at_ms INTEGER)",
-            "CREATE TABLE IF NOT EXISTS ledger (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, kind TEXT NOT NULL,
-                amount INTEGER NOT NULL, job_id TEXT, job_type TEXT, model_id TEXT,
-                prompt_preview TEXT, note TEXT)",
-        ] {
+        for ddl in SCHEMA {
             // Table creation only fails on a broken runtime; the first query will report it.
             if let Err(e) = sql.exec(ddl, None) {
                 worker::console_error!("account schema: {e}");
@@ -137,48 +286,58 @@ impl DurableObject for AccountDo {
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let path = req.path();
         let result = match (req.method(), path.as_str()) {
-            (Method::Post, "/init") => match internal_body(&mut req).await {
-                Ok(body) => self.init(body),
-                Err(e) => Err(e),
-            },
-            (Method::Post, "/auth") => match internal_body::<KeyHashBody>(&mut req).await {
-                Ok(body) => self.auth(&KeyHash::from_stored(body.hash)),
-                Err(e) => Err(e),
-            },
-            (Method::Post, "/hold") => match internal_body(&mut req).await {
-                Ok(body) => self.hold(body),
-                Err(e) => Err(e),
-            },
-            (Method::Post, "/settle") => match internal_body(&mut req).await {
-                Ok(body) => self.settle(body),
-                Err(e) => Err(e),
-            },
             (Method::Get, "/credits") => self.credits(),
+            (Method::Get, "/keys") => self.list_keys(),
+            (Method::Get, "/usage") => self.usage(&req),
+            (Method::Post, _) => self.post(&path, &mut req).await,
             _ => Err(ApiError::route_not_found("DO", &path).into()),
         };
         Ok(result.unwrap_or_else(EdgeError::into_response))
     }
 }
 
-#[derive(Deserialize, Serialize)]
-pub struct KeyHashBody {
-    pub hash: String,
-}
-
 impl AccountDo {
-    fn account(&self) -> EdgeResult<Option<AccountRow>> {
+    async fn post(&self, path: &str, req: &mut Request) -> EdgeResult<Response> {
+        match path {
+            "/init" => self.init(internal_body(req).await?),
+            "/auth" => self.auth(internal_body(req).await?),
+            "/hold" => self.hold(internal_body(req).await?),
+            "/settle" => self.settle(internal_body(req).await?),
+            "/keys" => self.create_key(internal_body(req).await?),
+            "/keys/revoke" => self.revoke_key(internal_body::<IdBody>(req).await?.id),
+            "/keys/reveal" => self.reveal_key(internal_body::<IdBody>(req).await?.id),
+            "/idem/begin" => self.idem_begin(internal_body(req).await?),
+            "/idem/finish" => self.idem_finish(internal_body(req).await?),
+            "/idem/abort" => self.idem_abort(internal_body::<IdemKeyBody>(req).await?.key),
+            "/topup" => self.top_up(internal_body(req).await?),
+            "/adjust" => self.adjust(internal_body(req).await?),
+            _ => Err(ApiError::route_not_found("DO", path).into()),
+        }
+    }
+
+    fn account(&self) -> EdgeResult<AccountRow> {
         let rows: Vec<AccountRow> = self
             .sql
             .exec(
-                "SELECT balance, held, is_trial, last_used_at_ms FROM account",
+                "SELECT id, balance, held, is_trial, last_used_at_ms FROM account",
                 None,
             )?
             .to_array()?;
-        Ok(rows.into_iter().next())
+        rows.into_iter()
+            .next()
+            .ok_or_else(|| ApiError::invalid_key().into())
+    }
+
+    fn balances(&self) -> EdgeResult<Balances> {
+        let a = self.account()?;
+        Ok(Balances {
+            balance_micros: a.balance,
+            held_micros: a.held,
+        })
     }
 
     fn init(&self, body: InitAccount) -> EdgeResult<Response> {
-        if self.account()?.is_some() {
+        if self.account().is_ok() {
             return Err(
                 ApiError::conflict("account_exists", "This account already exists.").into(),
             );
@@ -188,30 +347,26 @@ impl AccountDo {
             "INSERT INTO account (id, email, balance, held, is_trial, created_at_ms) VALUES (?, ?, ?, 0, ?, ?)",
             vec![
                 body.account_id.as_str().into(),
-                body.email.map(Into::into).unwrap_or(worker::SqlStorageValue::Null),
+                opt(body.email.as_deref()),
                 body.grant_micros.into(),
                 i64::from(body.is_trial).into(),
                 now.into(),
             ],
         )?;
-        self.ledger(
-            now,
-            "grant",
-            body.grant_micros,
-            None,
-            Some(if body.is_trial {
-                "trial credit"
-            } else {
-                "initial credit"
-            }),
-        )?;
-        self.insert_key(&body.key, now)?;
+        let note = if body.is_trial {
+            "trial credit"
+        } else {
+            "initial credit"
+        };
+        self.ledger(now, "grant", body.grant_micros, None, Some(note))?;
+        self.insert_key(&body.key, None, now)?;
         json(201, &json!({"account_id": body.account_id}))
     }
 
-    fn insert_key(&self, key: &NewKey, now: i64) -> EdgeResult<()> {
+    fn insert_key(&self, key: &NewKey, reveal_secret: Option<&str>, now: i64) -> EdgeResult<()> {
         self.sql.exec(
-            "INSERT INTO keys (id, hash, kind, label, prefix, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO keys (id, hash, kind, label, prefix, created_at_ms, reveal_secret, rate_limit_per_min)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 key.id.as_str().into(),
                 key.hash.as_str().into(),
@@ -219,51 +374,82 @@ impl AccountDo {
                 key.label.as_str().into(),
                 key.prefix.as_str().into(),
                 now.into(),
+                opt(reveal_secret),
+                key.rate_limit_per_min
+                    .map(|n| SqlStorageValue::from(i64::from(n)))
+                    .unwrap_or(SqlStorageValue::Null),
             ],
         )?;
         Ok(())
     }
 
-    fn auth(&self, presented: &KeyHash) -> EdgeResult<Response> {
+    /// Checks a key hash and takes a rate-limit token. Revoked keys fail at once: the
+    /// answer is never cached outside this object.
+    fn auth(&self, body: AuthRequest) -> EdgeResult<Response> {
+        let presented = KeyHash::from_stored(body.hash);
         let rows: Vec<KeyRow> = self
             .sql
             .exec(
-                "SELECT id, hash, kind, revoked_at_ms FROM keys WHERE hash = ?",
+                "SELECT id, hash, kind, rate_limit_per_min FROM keys WHERE hash = ? AND revoked_at_ms IS NULL",
                 vec![presented.as_str().into()],
             )?
             .to_array()?;
         let key = rows
             .into_iter()
-            .find(|k| {
-                KeyHash::from_stored(k.hash.clone()).matches(presented) && k.revoked_at_ms.is_none()
-            })
+            .find(|k| KeyHash::from_stored(k.hash.clone()).matches(&presented))
             .ok_or_else(ApiError::invalid_key)?;
+        let account = self.account()?;
         let now = now_ms();
-        self.sql.exec(
-            "UPDATE keys SET last_used_at_ms = ? WHERE id = ?",
-            vec![now.into(), key.id.as_str().into()],
-        )?;
-        self.sql
-            .exec("UPDATE account SET last_used_at_ms = ?", vec![now.into()])?;
-        let account_id: Vec<IdRow> = self.sql.exec("SELECT id FROM account", None)?.to_array()?;
-        let account_id = account_id
+        let limit = key
+            .rate_limit_per_min
+            .map_or(body.limit_per_min, |k| k.min(body.limit_per_min));
+        let buckets: Vec<BucketRow> = self
+            .sql
+            .exec(
+                "SELECT tokens_milli, updated_ms FROM rate WHERE key_id = ?",
+                vec![key.id.as_str().into()],
+            )?
+            .to_array()?;
+        let bucket = buckets
             .into_iter()
             .next()
-            .ok_or_else(ApiError::invalid_key)?
-            .id;
+            .map(|b| Bucket {
+                tokens_milli: b.tokens_milli,
+                updated_ms: b.updated_ms,
+            })
+            .unwrap_or_else(|| Bucket::full(limit, now));
+        let (bucket, decision) = bucket.take(limit, now);
+        self.sql.exec(
+            "INSERT INTO rate (key_id, tokens_milli, updated_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT(key_id) DO UPDATE SET tokens_milli = ?2, updated_ms = ?3",
+            vec![
+                key.id.as_str().into(),
+                bucket.tokens_milli.into(),
+                bucket.updated_ms.into(),
+            ],
+        )?;
+        if decision.allowed {
+            self.sql.exec(
+                "UPDATE keys SET last_used_at_ms = ? WHERE id = ?",
+                vec![now.into(), key.id.as_str().into()],
+            )?;
+            self.sql
+                .exec("UPDATE account SET last_used_at_ms = ?", vec![now.into()])?;
+        }
         json(
             200,
             &Principal {
-                account_id,
+                account_id: account.id,
                 key_id: key.id,
                 kind: key.kind,
+                rate: decision.into(),
             },
         )
     }
 
     fn hold(&self, body: HoldRequest) -> EdgeResult<Response> {
-        if body.amount_micros <= 0 {
-            return Err(worker::Error::RustError("hold of a non-positive amount".into()).into());
+        if body.amount_micros < 0 {
+            return Err(worker::Error::RustError("hold of a negative amount".into()).into());
         }
         let existing: Vec<AmountRow> = self
             .sql
@@ -272,7 +458,7 @@ impl AccountDo {
                 vec![body.job_id.as_str().into()],
             )?
             .to_array()?;
-        if existing.is_empty() {
+        if body.amount_micros > 0 && existing.is_empty() {
             let taken: Vec<Balances> = self
                 .sql
                 .exec(
@@ -282,15 +468,13 @@ impl AccountDo {
                 )?
                 .to_array()?;
             if taken.is_empty() {
-                let acct = self.account()?.ok_or_else(ApiError::invalid_key)?;
-                let available = MicroUsd::from_micros(acct.balance - acct.held);
+                let available = self.balances()?.available();
                 return Err(ApiError::new(
                     402,
                     "insufficient_credits",
                     format!(
-                        "This request costs {} but your available balance is {}. Top up to continue.",
+                        "This request costs {} but your available balance is {available}. Top up to continue.",
                         MicroUsd::from_micros(body.amount_micros),
-                        available
                     ),
                 )
                 .into());
@@ -310,26 +494,20 @@ impl AccountDo {
                 .take(PROMPT_PREVIEW_CHARS_MAX)
                 .collect();
             self.sql.exec(
-                "INSERT INTO ledger (ts_ms, kind, amount, job_id, job_type, model_id, prompt_preview)
-                 VALUES (?, 'hold', ?, ?, ?, ?, ?)",
+                "INSERT INTO ledger (ts_ms, kind, amount, job_id, job_type, model_id, units, prompt_preview)
+                 VALUES (?, 'hold', ?, ?, ?, ?, ?, ?)",
                 vec![
                     now.into(),
                     body.amount_micros.into(),
                     body.job_id.as_str().into(),
                     body.job_type.as_str().into(),
                     body.model_id.as_str().into(),
+                    body.units.into(),
                     preview.into(),
                 ],
             )?;
         }
-        let acct = self.account()?.ok_or_else(ApiError::invalid_key)?;
-        json(
-            200,
-            &Balances {
-                balance_micros: acct.balance,
-                held_micros: acct.held,
-            },
-        )
+        json(200, &self.balances()?)
     }
 
     /// Ends a hold exactly once; a second settle of the same job changes nothing.
@@ -382,21 +560,19 @@ impl AccountDo {
                 ts_ms.into(),
                 kind.into(),
                 amount.into(),
-                job_id
-                    .map(Into::into)
-                    .unwrap_or(worker::SqlStorageValue::Null),
-                note.map(Into::into)
-                    .unwrap_or(worker::SqlStorageValue::Null),
+                opt(job_id),
+                opt(note),
             ],
         )?;
         Ok(())
     }
 
     fn credits(&self) -> EdgeResult<Response> {
-        let acct = self.account()?.ok_or_else(ApiError::invalid_key)?;
+        let acct = self.account()?;
         json(
             200,
             &json!({
+                "account_id": acct.id,
                 "balance_usd": MicroUsd::from_micros(acct.balance).to_usd_json(),
                 "held_usd": MicroUsd::from_micros(acct.held).to_usd_json(),
                 "available_usd": MicroUsd::from_micros(acct.balance - acct.held).to_usd_json(),
@@ -405,9 +581,320 @@ impl AccountDo {
             }),
         )
     }
+
+    fn list_keys(&self) -> EdgeResult<Response> {
+        let rows: Vec<KeyListRow> = self
+            .sql
+            .exec(
+                "SELECT id, kind, label, prefix, created_at_ms, last_used_at_ms, revoked_at_ms,
+                        (reveal_secret IS NOT NULL) AS reveal_pending, rate_limit_per_min
+                 FROM keys ORDER BY created_at_ms, id",
+                None,
+            )?
+            .to_array()?;
+        let data: Vec<Value> = rows
+            .into_iter()
+            .map(|k| {
+                json!({
+                    "id": k.id,
+                    "object": "api_key",
+                    "kind": k.kind,
+                    "label": k.label,
+                    "prefix": k.prefix,
+                    "created_at": rfc3339(k.created_at_ms),
+                    "last_used_at": k.last_used_at_ms.map(rfc3339),
+                    "revoked_at": k.revoked_at_ms.map(rfc3339),
+                    "reveal_available": k.reveal_pending != 0,
+                    "rate_limit_per_min": k.rate_limit_per_min,
+                })
+            })
+            .collect();
+        json(200, &json!({"object": "list", "data": data}))
+    }
+
+    fn create_key(&self, key: NewKey) -> EdgeResult<Response> {
+        self.account()?;
+        self.insert_key(&key, None, now_ms())?;
+        json(201, &json!({"id": key.id}))
+    }
+
+    fn revoke_key(&self, id: String) -> EdgeResult<Response> {
+        let revoked: Vec<IdBody> = self
+            .sql
+            .exec(
+                "UPDATE keys SET revoked_at_ms = ?, reveal_secret = NULL WHERE id = ? AND revoked_at_ms IS NULL RETURNING id",
+                vec![now_ms().into(), id.as_str().into()],
+            )?
+            .to_array()?;
+        if revoked.is_empty() {
+            return Err(ApiError::not_found("key_not_found", "No active key with this id.").into());
+        }
+        self.sql.exec(
+            "DELETE FROM rate WHERE key_id = ?",
+            vec![id.as_str().into()],
+        )?;
+        json(200, &json!({"id": id, "revoked": true}))
+    }
+
+    /// Hands out a key created for the account (the `sk-gen-` key of a first payment)
+    /// exactly once, then forgets the secret.
+    fn reveal_key(&self, id: String) -> EdgeResult<Response> {
+        #[derive(Deserialize)]
+        struct Secret {
+            reveal_secret: String,
+        }
+        let rows: Vec<Secret> = self
+            .sql
+            .exec(
+                "SELECT reveal_secret FROM keys WHERE id = ? AND reveal_secret IS NOT NULL AND revoked_at_ms IS NULL",
+                vec![id.as_str().into()],
+            )?
+            .to_array()?;
+        // No await between the read and the wipe: two reveals cannot both succeed.
+        self.sql.exec(
+            "UPDATE keys SET reveal_secret = NULL WHERE id = ?",
+            vec![id.as_str().into()],
+        )?;
+        match rows.into_iter().next() {
+            Some(s) => json(200, &json!({"id": id, "api_key": s.reveal_secret})),
+            None => Err(ApiError::not_found(
+                "key_not_found",
+                "No key with this id is waiting to be revealed; secrets are shown once.",
+            )
+            .into()),
+        }
+    }
+
+    fn usage(&self, req: &Request) -> EdgeResult<Response> {
+        let limit = match query_param(req, "limit")? {
+            None => USAGE_PAGE_DEFAULT,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=USAGE_PAGE_MAX).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid_param(
+                        "limit",
+                        "out_of_range",
+                        format!("`limit` must be 1–{USAGE_PAGE_MAX}."),
+                    )
+                })?,
+        };
+        let cursor = match query_param(req, "cursor")?.filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => Some(
+                c.strip_prefix("u_")
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        ApiError::invalid_param(
+                            "cursor",
+                            "invalid_value",
+                            "`cursor` is not one we issued.",
+                        )
+                    })?,
+            ),
+        };
+        let rows: Vec<UsageRow> = self
+            .sql
+            .exec(
+                "SELECT l.seq, l.ts_ms, l.kind, l.amount, l.job_id, l.job_type, l.model_id, l.units,
+                        l.prompt_preview, l.note, h.state AS hold_state, h.settled_at_ms
+                 FROM ledger l LEFT JOIN holds h ON l.kind = 'hold' AND h.job_id = l.job_id
+                 WHERE l.kind IN ('hold', 'grant', 'topup', 'adjustment') AND (?1 IS NULL OR l.seq < ?1)
+                 ORDER BY l.seq DESC LIMIT ?2",
+                vec![
+                    cursor.map(SqlStorageValue::from).unwrap_or(SqlStorageValue::Null),
+                    i64::from(limit + 1).into(),
+                ],
+            )?
+            .to_array()?;
+        let has_more = rows.len() > limit as usize;
+        let rows: Vec<UsageRow> = rows.into_iter().take(limit as usize).collect();
+        let next_cursor = if has_more {
+            rows.last().map(|r| format!("u_{}", r.seq))
+        } else {
+            None
+        };
+        let data: Vec<Value> = rows.into_iter().map(usage_entry).collect();
+        json(
+            200,
+            &json!({"object": "list", "data": data, "has_more": has_more, "next_cursor": next_cursor}),
+        )
+    }
+
+    fn idem_begin(&self, body: IdemBegin) -> EdgeResult<Response> {
+        let now = now_ms();
+        self.sql.exec(
+            "DELETE FROM idem WHERE created_at_ms < ?",
+            vec![(now - TTL_MS).into()],
+        )?;
+        let rows: Vec<IdemRow> = self
+            .sql
+            .exec(
+                "SELECT fingerprint, state, status, body, headers, created_at_ms FROM idem WHERE key = ?",
+                vec![body.key.as_str().into()],
+            )?
+            .to_array()?;
+        match rows.into_iter().next() {
+            Some(r) if r.fingerprint != body.fingerprint => Err(idempotency::conflict().into()),
+            Some(r) if r.state == "done" => json(
+                200,
+                &IdemOutcome::Replay {
+                    status: r.status.unwrap_or(200) as u16,
+                    body: r.body.unwrap_or_default(),
+                    headers: r
+                        .headers
+                        .and_then(|h| serde_json::from_str(&h).ok())
+                        .unwrap_or_default(),
+                },
+            ),
+            Some(r) if now - r.created_at_ms < IDEM_STALE_MS => {
+                Err(idempotency::in_progress().into())
+            }
+            stale_or_new => {
+                if stale_or_new.is_some() {
+                    self.sql.exec(
+                        "DELETE FROM idem WHERE key = ?",
+                        vec![body.key.as_str().into()],
+                    )?;
+                }
+                self.sql.exec(
+                    "INSERT INTO idem (key, fingerprint, state, created_at_ms) VALUES (?, ?, 'in_progress', ?)",
+                    vec![body.key.as_str().into(), body.fingerprint.as_str().into(), now.into()],
+                )?;
+                json(200, &IdemOutcome::Proceed)
+            }
+        }
+    }
+
+    fn idem_finish(&self, body: IdemFinish) -> EdgeResult<Response> {
+        self.sql.exec(
+            "UPDATE idem SET state = 'done', status = ?, body = ?, headers = ? WHERE key = ?",
+            vec![
+                i64::from(body.status).into(),
+                body.body.into(),
+                serde_json::to_string(&body.headers)?.into(),
+                body.key.as_str().into(),
+            ],
+        )?;
+        json(200, &json!({"stored": true}))
+    }
+
+    fn idem_abort(&self, key: String) -> EdgeResult<Response> {
+        self.sql.exec(
+            "DELETE FROM idem WHERE key = ? AND state = 'in_progress'",
+            vec![key.as_str().into()],
+        )?;
+        json(200, &json!({"aborted": true}))
+    }
+
+    /// Applies a Stripe payment once per event id; a trial account becomes paid and
+    /// receives an `sk-gen-` key (revealed once through `POST /v1/keys/{id}/reveal`).
+    fn top_up(&self, body: TopUpRequest) -> EdgeResult<Response> {
+        let account = self.account()?;
+        let now = now_ms();
+        let fresh: Vec<IdBody> = self
+            .sql
+            .exec(
+                "INSERT INTO stripe_events (event_id, at_ms) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING event_id AS id",
+                vec![body.event_id.as_str().into(), now.into()],
+            )?
+            .to_array()?;
+        if fresh.is_empty() {
+            return json(200, &json!({"applied": false, "reason": "duplicate event"}));
+        }
+        self.sql.exec(
+            "UPDATE account SET balance = balance + ?, is_trial = 0",
+            vec![body.amount_micros.into()],
+        )?;
+        let note = format!("stripe {} ({})", body.event_id, body.tier);
+        self.ledger(now, "topup", body.amount_micros, None, Some(&note))?;
+        let converted = account.is_trial != 0;
+        if converted {
+            self.insert_key(&body.gen_key, Some(&body.gen_key_secret), now)?;
+        }
+        json(
+            200,
+            &json!({"applied": true, "converted": converted, "gen_key_id": converted.then_some(body.gen_key.id)}),
+        )
+    }
+
+    fn adjust(&self, body: AdjustRequest) -> EdgeResult<Response> {
+        let acct = self.account()?;
+        let new_balance = acct.balance + body.amount_micros;
+        if body.amount_micros == 0 || new_balance < acct.held {
+            return Err(ApiError::invalid_param(
+                "amount_usd",
+                "invalid_value",
+                format!(
+                    "The adjustment must be non-zero and leave the balance at least the held amount ({}).",
+                    MicroUsd::from_micros(acct.held)
+                ),
+            )
+            .into());
+        }
+        let now = now_ms();
+        self.sql.exec(
+            "UPDATE account SET balance = balance + ?",
+            vec![body.amount_micros.into()],
+        )?;
+        self.ledger(
+            now,
+            "adjustment",
+            body.amount_micros,
+            None,
+            Some(&body.reason),
+        )?;
+        json(200, &self.balances()?)
+    }
 }
 
-#[derive(Deserialize)]
-struct IdRow {
-    id: String,
+/// A ledger row as `GET /v1/usage` shows it: charges with their state (a released hold
+/// is a refund), and credits with their source.
+fn usage_entry(r: UsageRow) -> Value {
+    let ts = rfc3339(r.ts_ms);
+    if r.kind == "hold" {
+        let status = match r.hold_state.as_deref() {
+            Some("captured") => "charged",
+            Some("released") => "refunded",
+            _ => "pending",
+        };
+        return json!({
+            "id": format!("u_{}", r.seq),
+            "type": "charge",
+            "status": status,
+            "refunded": status == "refunded",
+            "job_id": r.job_id,
+            "job_type": r.job_type,
+            "model_id": r.model_id,
+            "units": r.units,
+            "cost_usd": MicroUsd::from_micros(r.amount).to_usd_json(),
+            "prompt_preview": r.prompt_preview,
+            "ts": ts,
+            "settled_at": r.settled_at_ms.map(rfc3339),
+        });
+    }
+    let source = match r.kind.as_str() {
+        "topup" => "top_up",
+        "adjustment" => "adjustment",
+        _ => "grant",
+    };
+    json!({
+        "id": format!("u_{}", r.seq),
+        "type": "credit",
+        "source": source,
+        "amount_usd": MicroUsd::from_micros(r.amount).to_usd_json(),
+        "note": r.note,
+        "ts": ts,
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct IdBody {
+    pub id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct IdemKeyBody {
+    pub key: String,
 }

@@ -53,6 +53,7 @@ pub async fn handle_register(mut req: Request, env: &Env) -> EdgeResult<Response
             kind: KeyKind::Trial.as_str().to_owned(),
             prefix: key.display_prefix(),
             label: "default".to_owned(),
+            rate_limit_per_min: None,
         },
     };
     let created = call_do::<serde_json::Value>(

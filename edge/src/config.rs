@@ -69,3 +69,21 @@ pub fn sync_wait_secs(env: &Env) -> u64 {
 pub fn job_timeout_secs(env: &Env) -> u64 {
     secs(env, "JOB_TIMEOUT_SECS", JOB_TIMEOUT_SECS_DEFAULT)
 }
+
+/// Requests per minute per API key (a token bucket of that size).
+pub fn rate_limit_per_min(env: &Env) -> u32 {
+    string(env, "RATE_LIMIT_PER_MIN")
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(kiln_shared::ratelimit::LIMIT_PER_MIN_DEFAULT)
+}
+
+/// The Stripe endpoint secret (`whsec_…`) that signs billing webhooks.
+pub fn stripe_webhook_secret(env: &Env) -> EdgeResult<String> {
+    required(env, "STRIPE_WEBHOOK_SECRET")
+}
+
+/// The operator token for `/admin/*`; unset means the admin routes refuse everyone.
+pub fn admin_token(env: &Env) -> Option<String> {
+    string(env, "ADMIN_TOKEN")
+}

@@ -20,10 +20,10 @@ use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response};
 
 use crate::account_do::{Balances, HoldRequest, SettleRequest};
-use crate::auth::{authenticate, Caller};
+use crate::auth::Caller;
 use crate::config;
 use crate::error::{EdgeError, EdgeResult};
-use crate::http::{body_bytes, call_do, json, query_param};
+use crate::http::{call_do, json, query_param};
 use crate::job_do::{CreateJob, JobEnvelope};
 use crate::jobs::job_stub;
 use crate::outputs::output_key;
@@ -31,7 +31,7 @@ use crate::router::base_url;
 use crate::{now_ms, random_bytes};
 
 /// A generation request is a small JSON object; 4000-char prompts fit many times over.
-const BODY_BYTES_MAX: usize = 64 * 1024;
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// `Prefer: wait=N` accepts at most the sync window.
 const PREFER_WAIT_SECS_MAX: u64 = 90;
 /// Each useapi-style `pollForResult` poll stands for 3 s of waiting.
@@ -86,9 +86,12 @@ fn mode(req: &Request, env: &Env, options: &SubmitOptions) -> EdgeResult<Mode> {
     Ok(Mode::Sync(config::sync_wait_secs(env)))
 }
 
-pub async fn handle_generate(mut req: Request, env: &Env) -> EdgeResult<Response> {
-    let caller = authenticate(&req, env).await?;
-    let body = body_bytes(&mut req, BODY_BYTES_MAX).await?;
+pub async fn handle_generate(
+    req: Request,
+    body: Vec<u8>,
+    env: &Env,
+    caller: &Caller,
+) -> EdgeResult<Response> {
     let image = ImageRequest::parse(&body)?;
     let mode = mode(&req, env, &image.options)?;
     if !image.input_files.is_empty() {
@@ -118,7 +121,7 @@ pub async fn handle_generate(mut req: Request, env: &Env) -> EdgeResult<Response
         reply_url: image.options.reply_url.clone(),
         reply_ref: image.options.reply_ref.clone(),
     };
-    let balances = hold(&caller, &new_job).await?;
+    let balances = hold(caller, &new_job).await?;
     let job = JobState::new(new_job, now_ms());
     let created: EdgeResult<JobEnvelope> = call_do(
         &job_stub(env, &id)?,
@@ -130,7 +133,7 @@ pub async fn handle_generate(mut req: Request, env: &Env) -> EdgeResult<Response
     let job = match created {
         Ok(env_) => env_.job,
         Err(e) => {
-            release_after_failed_create(&caller, &id, cost).await;
+            release_after_failed_create(caller, &id, cost).await;
             return Err(e);
         }
     };
@@ -165,6 +168,7 @@ async fn hold(caller: &Caller, job: &NewJob) -> EdgeResult<Balances> {
         amount_micros: job.cost.micros(),
         job_type: "image".to_owned(),
         model_id: job.model_id.clone(),
+        units: 1.0,
         prompt_preview: job.params.prompt().to_owned(),
     })?;
     call_do(&caller.account, Method::Post, "/hold", Some(&body)).await

@@ -6,7 +6,7 @@ use kiln_shared::jobs::JobState;
 use kiln_shared::ApiError;
 use worker::{Env, Method, Request, Response, Stub};
 
-use crate::auth::{authenticate, Caller};
+use crate::auth::Caller;
 use crate::error::EdgeResult;
 use crate::http::{call_do, json};
 use crate::job_do::JobEnvelope;
@@ -36,8 +36,12 @@ pub async fn load_owned(env: &Env, caller: &Caller, id: &str) -> EdgeResult<JobS
     Ok(env_.job)
 }
 
-pub async fn handle_get(req: &Request, env: &Env, id: &str) -> EdgeResult<Response> {
-    let caller = authenticate(req, env).await?;
-    let job = load_owned(env, &caller, id).await?;
+pub async fn handle_get(
+    req: &Request,
+    env: &Env,
+    caller: &Caller,
+    id: &str,
+) -> EdgeResult<Response> {
+    let job = load_owned(env, caller, id).await?;
     json(200, &job.to_view(&base_url(req)?))
 }

@@ -2,7 +2,9 @@
 //!
 //! - [`router`]  — the fetch entry point: one table of every route, errors in one shape.
 //! - [`auth`]    — API key → account, one hop to the key's Account Durable Object.
-//! - [`accounts`], [`credits`] — registration and balances.
+//! - [`accounts`], [`credits`], [`keys`], [`usage`] — registration, balances, keys, the ledger.
+//! - [`billing`], [`admin`] — Stripe top-ups and operator adjustments.
+//! - [`idempotency`] — `Idempotency-Key` on the POSTs that create things.
 //! - [`images`]  — `POST /v1/images/generations`: validate, price, hold, create, wait.
 //! - [`jobs`]    — `GET /v1/jobs/{id}`.
 //! - [`outputs`] — `GET /outputs/{filename}` from R2, with ranges and long caching.
@@ -17,20 +19,25 @@
 
 pub mod account_do;
 pub mod accounts;
+pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod credits;
 pub mod email_do;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod idempotency;
 pub mod images;
 pub mod job_do;
 pub mod jobs;
+pub mod keys;
 pub mod openapi;
 pub mod origin_callbacks;
 pub mod outputs;
 pub mod router;
+pub mod usage;
 
 use worker::{event, Context, Env, Request, Response};
 

@@ -1,42 +1,69 @@
-//! Every route of the edge in one table. Handlers live in one module per resource;
-//! whatever they return, the client gets either their response or an error in the
-//! API's shape (unknown routes and wrong methods included).
+//! Every route of the edge in one table. Handlers live in one module per resource.
+//! Routes marked as keyed are authenticated here, before their handler runs, so every
+//! authenticated response — errors included — carries the `X-RateLimit-*` headers, and
+//! a caller over its limit gets 429 with `Retry-After` without reaching a handler.
 
 use kiln_shared::ApiError;
 use worker::{Env, Method, Request, Response};
 
-use crate::error::EdgeResult;
-use crate::{accounts, credits, health, images, jobs, openapi, origin_callbacks, outputs};
+use crate::auth::{authenticate, Caller};
+use crate::error::{EdgeError, EdgeResult};
+use crate::{
+    accounts, admin, billing, credits, health, idempotency, images, jobs, keys, openapi,
+    origin_callbacks, outputs, usage,
+};
 
-/// A matched path, with its parameters.
-enum Route<'a> {
+/// Routes anyone may call (their own checks, if any, are inside: signatures, tokens).
+enum Public<'a> {
     Health,
     OpenApi,
     Accounts,
-    Credits,
-    ImageGenerations,
-    Job(&'a str),
     Output(&'a str),
+    StripeWebhook,
+    AdminCredits(&'a str),
     OriginEvents(&'a str),
     OriginOutput(&'a str, &'a str),
 }
 
-use Method::{Get, Head, Post, Put};
+/// Routes that need an API key.
+enum Keyed<'a> {
+    Credits,
+    Usage,
+    Keys,
+    Key(&'a str),
+    KeyReveal(&'a str),
+    ImageGenerations,
+    Job(&'a str),
+}
+
+enum Resolved<'a> {
+    Public(Public<'a>),
+    Keyed(Keyed<'a>),
+}
+
+use Method::{Delete, Get, Head, Post, Put};
 
 /// The route for a path, and the methods it accepts.
-fn resolve<'a>(segments: &[&'a str]) -> Option<(Route<'a>, &'static [Method])> {
+fn resolve<'a>(segments: &[&'a str]) -> Option<(Resolved<'a>, &'static [Method])> {
+    use Resolved::{Keyed as K, Public as P};
     Some(match segments {
-        ["health"] => (Route::Health, &[Get]),
-        ["openapi.json"] => (Route::OpenApi, &[Get]),
-        ["v1", "accounts"] => (Route::Accounts, &[Post]),
-        ["v1", "credits"] => (Route::Credits, &[Get]),
-        ["v1", "images", "generations"] => (Route::ImageGenerations, &[Post]),
-        ["v1", "jobs", id] => (Route::Job(id), &[Get]),
-        ["outputs", name] => (Route::Output(name), &[Get, Head]),
-        ["internal", "origin", "jobs", id, "events"] => (Route::OriginEvents(id), &[Post]),
+        ["health"] => (P(Public::Health), &[Get]),
+        ["openapi.json"] => (P(Public::OpenApi), &[Get]),
+        ["v1", "accounts"] => (P(Public::Accounts), &[Post]),
+        ["outputs", name] => (P(Public::Output(name)), &[Get, Head]),
+        ["v1", "billing", "stripe", "webhook"] => (P(Public::StripeWebhook), &[Post]),
+        ["admin", "accounts", id, "credits"] => (P(Public::AdminCredits(id)), &[Post]),
+        ["internal", "origin", "jobs", id, "events"] => (P(Public::OriginEvents(id)), &[Post]),
         ["internal", "origin", "jobs", id, "outputs", name] => {
-            (Route::OriginOutput(id, name), &[Put])
+            (P(Public::OriginOutput(id, name)), &[Put])
         }
+        ["v1", "credits"] => (K(Keyed::Credits), &[Get]),
+        ["v1", "usage"] => (K(Keyed::Usage), &[Get]),
+        ["v1", "keys"] => (K(Keyed::Keys), &[Get, Post]),
+        ["v1", "keys", id] => (K(Keyed::Key(id)), &[Delete]),
+        ["v1", "keys", id, "reveal"] => (K(Keyed::KeyReveal(id)), &[Post]),
+        ["v1", "images", "generations"] => (K(Keyed::ImageGenerations), &[Post]),
+        ["v1", "jobs", id] => (K(Keyed::Job(id)), &[Get]),
         _ => return None,
     })
 }
@@ -50,22 +77,79 @@ pub async fn route(req: Request, env: Env) -> Response {
         Some((_, allowed)) if !allowed.contains(&method) => {
             Err(ApiError::method_not_allowed(method.as_ref(), &path).into())
         }
-        Some((route, _)) => dispatch(route, req, env).await,
+        Some((Resolved::Public(route), _)) => public(route, req, env).await,
+        Some((Resolved::Keyed(route), _)) => keyed(route, req, env).await,
     };
-    result.unwrap_or_else(crate::error::EdgeError::into_response)
+    result.unwrap_or_else(EdgeError::into_response)
 }
 
-async fn dispatch(route: Route<'_>, req: Request, env: Env) -> EdgeResult<Response> {
+async fn public(route: Public<'_>, req: Request, env: Env) -> EdgeResult<Response> {
     match route {
-        Route::Health => health::handle(&env).await,
-        Route::OpenApi => openapi::handle(),
-        Route::Accounts => accounts::handle_register(req, &env).await,
-        Route::Credits => credits::handle_get(&req, &env).await,
-        Route::ImageGenerations => images::handle_generate(req, &env).await,
-        Route::Job(id) => jobs::handle_get(&req, &env, id).await,
-        Route::Output(name) => outputs::handle_get(&req, &env, name).await,
-        Route::OriginEvents(id) => origin_callbacks::handle_event(req, &env, id).await,
-        Route::OriginOutput(id, name) => origin_callbacks::handle_output(req, &env, id, name).await,
+        Public::Health => health::handle(&env).await,
+        Public::OpenApi => openapi::handle(),
+        Public::Accounts => accounts::handle_register(req, &env).await,
+        Public::Output(name) => outputs::handle_get(&req, &env, name).await,
+        Public::StripeWebhook => billing::handle_stripe_webhook(req, &env).await,
+        Public::AdminCredits(id) => admin::handle_credits(req, &env, id).await,
+        Public::OriginEvents(id) => origin_callbacks::handle_event(req, &env, id).await,
+        Public::OriginOutput(id, name) => {
+            origin_callbacks::handle_output(req, &env, id, name).await
+        }
+    }
+}
+
+async fn keyed(route: Keyed<'_>, req: Request, env: Env) -> EdgeResult<Response> {
+    let caller = authenticate(&req, &env).await?;
+    let resp = if caller.rate.allowed {
+        handle_keyed(route, req, &env, &caller)
+            .await
+            .unwrap_or_else(EdgeError::into_response)
+    } else {
+        let e = ApiError::new(
+            429,
+            "rate_limited",
+            format!(
+                "Too many requests for this API key; retry after {} s.",
+                caller.rate.retry_after_secs
+            ),
+        );
+        let resp = EdgeError::Api(e).into_response();
+        resp.headers()
+            .set("retry-after", &caller.rate.retry_after_secs.to_string())?;
+        resp
+    };
+    let h = resp.headers();
+    h.set("x-ratelimit-limit", &caller.rate.limit.to_string())?;
+    h.set("x-ratelimit-remaining", &caller.rate.remaining.to_string())?;
+    h.set("x-ratelimit-reset", &caller.rate.reset_secs.to_string())?;
+    Ok(resp)
+}
+
+async fn handle_keyed(
+    route: Keyed<'_>,
+    req: Request,
+    env: &Env,
+    caller: &Caller,
+) -> EdgeResult<Response> {
+    match (route, req.method()) {
+        (Keyed::Credits, _) => credits::handle_get(caller).await,
+        (Keyed::Usage, _) => usage::handle_list(&req, caller).await,
+        (Keyed::Keys, Get) => keys::handle_list(caller).await,
+        (Keyed::Keys, _) => {
+            idempotency::run(req, caller, keys::BODY_BYTES_MAX, |req, body| {
+                keys::handle_create(req, body, env, caller)
+            })
+            .await
+        }
+        (Keyed::Key(id), _) => keys::handle_revoke(caller, id).await,
+        (Keyed::KeyReveal(id), _) => keys::handle_reveal(caller, id).await,
+        (Keyed::ImageGenerations, _) => {
+            idempotency::run(req, caller, images::BODY_BYTES_MAX, |req, body| {
+                images::handle_generate(req, body, env, caller)
+            })
+            .await
+        }
+        (Keyed::Job(id), _) => jobs::handle_get(&req, env, caller, id).await,
     }
 }
 

@@ -124,6 +124,17 @@ impl Fields {
             .ok_or_else(|| type_error(name, "a number", &v))
     }
 
+    /// A number's exact decimal text (a JSON number or a string), for money amounts
+    /// that must not pass through floating point.
+    pub fn decimal_text(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(type_error(name, "a number", &other)),
+        }
+    }
+
     /// A boolean (or the string `"true"`/`"false"`).
     pub fn boolean(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.take(name) {

@@ -158,6 +158,11 @@ impl KeyHash {
     }
 }
 
+/// Compares two secrets (an admin token, say) in constant time.
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 /// Reads `Authorization: Bearer <key>`; `None` when absent or not a bearer token.
 pub fn bearer(header: Option<&str>) -> Option<&str> {
     let h = header?.trim();

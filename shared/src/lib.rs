@@ -13,19 +13,25 @@
 //! - [`images`]  — `POST /v1/images/generations`: parameter rules, defaults and price.
 //! - [`jobs`]    — the job object, statuses and progress as the API shows them.
 //! - [`origin`]  — the edge ↔ origin protocol: dispatched jobs, events, paths.
+//! - [`idempotency`] — `Idempotency-Key` parsing and request fingerprints.
+//! - [`ratelimit`] — the per-key token bucket behind `429` and `X-RateLimit-*`.
+//! - [`stripe`]  — `Stripe-Signature` verification and the top-up events and tiers.
 //! - [`signing`] — HMAC request signing used in both directions between edge and origin.
 //! - [`time`]    — RFC 3339 formatting of Unix milliseconds.
 
 pub mod accounts;
 pub mod error;
 pub mod fields;
+pub mod idempotency;
 pub mod ids;
 pub mod images;
 pub mod jobs;
 pub mod keys;
 pub mod money;
 pub mod origin;
+pub mod ratelimit;
 pub mod signing;
+pub mod stripe;
 pub mod time;
 
 pub use error::ApiError;

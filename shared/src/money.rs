@@ -47,6 +47,30 @@ impl MicroUsd {
         format!("{sign}{whole}.{}", frac.trim_end_matches('0'))
     }
 
+    /// Parses a decimal dollar amount (`"1.85"`, `"-0.2"`, `"5"`) exactly; at most six
+    /// decimals, within the JS-safe range.
+    pub fn parse_usd(s: &str) -> Option<MicroUsd> {
+        let s = s.trim();
+        let (neg, digits) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty()
+            || frac.len() > 6
+            || !all_digits(whole)
+            || !all_digits(frac)
+            || whole.len() > 10
+        {
+            return None;
+        }
+        let micros =
+            whole.parse::<i64>().ok()? * 1_000_000 + format!("{frac:0<6}").parse::<i64>().ok()?;
+        let micros = if neg { -micros } else { micros };
+        (micros.abs() <= MICRO_USD_MAX).then_some(MicroUsd(micros))
+    }
+
     pub fn checked_add(self, other: MicroUsd) -> Option<MicroUsd> {
         self.0
             .checked_add(other.0)
@@ -88,6 +112,34 @@ mod tests {
             MicroUsd::from_micros(1_850_000).to_usd_json(),
             serde_json::json!(1.85)
         );
+    }
+
+    #[test]
+    fn parses_dollar_amounts_exactly() {
+        for (s, micros) in [
+            ("1.85", 1_850_000),
+            ("-0.2", -200_000),
+            ("5", 5_000_000),
+            ("0.000001", 1),
+        ] {
+            assert_eq!(
+                MicroUsd::parse_usd(s),
+                Some(MicroUsd::from_micros(micros)),
+                "{s}"
+            );
+        }
+        for bad in [
+            "",
+            ".5",
+            "1.0000001",
+            "1e3",
+            "abc",
+            "1.2.3",
+            "--1",
+            "99999999999",
+        ] {
+            assert_eq!(MicroUsd::parse_usd(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl StackConfig {
             origin_ports: vec![None],
             state_dir,
             logs_to_files: true,
-            origin_slots: 4,
+            origin_slots: 16,
             sim_step_ms: 10,
             sim_load_ms: 50,
             sync_wait_secs: 60,
@@ -79,6 +79,10 @@ pub struct Stack {
     /// The keyrings in force, so tests can sign (and forge) like an origin would.
     pub edge_to_origin_keys: String,
     pub origin_to_edge_keys: String,
+    /// The operator token for `/admin/*`.
+    pub admin_token: String,
+    /// The Stripe endpoint secret, so tests can sign events as Stripe would.
+    pub stripe_webhook_secret: String,
     pub config: StackConfig,
     edge: Option<Child>,
 }
@@ -156,6 +160,8 @@ impl Stack {
             origins: Vec::new(),
             edge_to_origin_keys: e2o,
             origin_to_edge_keys: o2e,
+            admin_token: format!("adm_{}", random_hex(24)),
+            stripe_webhook_secret: format!("whsec_{}", random_hex(24)),
             config: config.clone(),
             edge: None,
         };
@@ -243,12 +249,14 @@ impl Stack {
         std::fs::write(
             &env_file,
             format!(
-                "ORIGINS=\"{}\"\nEDGE_TO_ORIGIN_KEYS=\"{}\"\nORIGIN_TO_EDGE_KEYS=\"{}\"\nSYNC_WAIT_SECS=\"{}\"\nJOB_TIMEOUT_SECS=\"{}\"\n",
+                "ORIGINS=\"{}\"\nEDGE_TO_ORIGIN_KEYS=\"{}\"\nORIGIN_TO_EDGE_KEYS=\"{}\"\nSYNC_WAIT_SECS=\"{}\"\nJOB_TIMEOUT_SECS=\"{}\"\nADMIN_TOKEN=\"{}\"\nSTRIPE_WEBHOOK_SECRET=\"{}\"\n",
                 origins.join(","),
                 self.edge_to_origin_keys,
                 self.origin_to_edge_keys,
                 self.config.sync_wait_secs,
                 self.config.job_timeout_secs,
+                self.admin_token,
+                self.stripe_webhook_secret,
             ),
         )?;
         let (out, err) = self.log_target("edge")?;

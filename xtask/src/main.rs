@@ -68,6 +68,7 @@ fn dev(args: &[String]) -> Result<()> {
         "origin_url": stack.origins[0].url,
         "origin_urls": stack.origins.iter().map(|o| o.url.clone()).collect::<Vec<_>>(),
         "api_key": api_key,
+        "admin_token": stack.admin_token,
     });
     let kiln_dir = workspace_root().join(".kiln");
     std::fs::create_dir_all(&kiln_dir)?;

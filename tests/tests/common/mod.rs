@@ -19,6 +19,8 @@ pub struct Env {
     pub origin: String,
     pub edge_to_origin_keys: String,
     pub origin_to_edge_keys: String,
+    pub admin_token: String,
+    pub stripe_webhook_secret: String,
 }
 
 static ENV: OnceLock<Env> = OnceLock::new();
@@ -42,6 +44,8 @@ pub fn env() -> &'static Env {
                         origin: stack.origins[0].url.clone(),
                         edge_to_origin_keys: stack.edge_to_origin_keys.clone(),
                         origin_to_edge_keys: stack.origin_to_edge_keys.clone(),
+                        admin_token: stack.admin_token.clone(),
+                        stripe_webhook_secret: stack.stripe_webhook_secret.clone(),
                     }));
                     // Hold the stack (and this thread) for the life of the process.
                     loop {

@@ -1,0 +1,135 @@
+//! API keys: `GET /v1/keys` (never the secret), `POST /v1/keys` (a labeled key, shown
+//! once), `DELETE /v1/keys/{id}` (revoked at once, everywhere), and
+//! `POST /v1/keys/{id}/reveal` (the one-time reveal of a key Kiln created for you,
+//! such as the `sk-gen-` key of a first payment).
+
+use kiln_shared::fields::Fields;
+use kiln_shared::ids::random_token;
+use kiln_shared::keys::{ApiKey, KeyKind};
+use kiln_shared::time::rfc3339;
+use kiln_shared::ApiError;
+use serde_json::{json, Value};
+use worker::{Env, Method, Request, Response};
+
+use crate::account_do::{IdBody, NewKey};
+use crate::auth::Caller;
+use crate::error::EdgeResult;
+use crate::http::{call_do, json};
+use crate::{now_ms, random_bytes};
+
+/// A key-creation body is tiny.
+pub const BODY_BYTES_MAX: usize = 4 * 1024;
+/// A per-key limit can only lower the deployment's limit; this bounds the input.
+const LIMIT_PER_MIN_MAX: u32 = 100_000;
+/// Labels are for humans scanning a list.
+const LABEL_CHARS_MAX: usize = 64;
+
+/// A fresh key id: `key_` + 16 base32 chars.
+pub fn new_key_id() -> String {
+    format!("key_{}", random_token(&random_bytes::<10>(), 16))
+}
+
+pub async fn handle_list(caller: &Caller) -> EdgeResult<Response> {
+    let list: Value = call_do(&caller.account, Method::Get, "/keys", None).await?;
+    json(200, &list)
+}
+
+pub async fn handle_create(
+    _req: Request,
+    body: Vec<u8>,
+    _env: &Env,
+    caller: &Caller,
+) -> EdgeResult<Response> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".to_vec()
+    } else {
+        body
+    };
+    let mut f = Fields::from_body(&body)?;
+    let label = f.string("label")?.unwrap_or_else(|| "default".to_owned());
+    if label.chars().count() > LABEL_CHARS_MAX || label.chars().any(char::is_control) {
+        return Err(ApiError::invalid_param(
+            "label",
+            "invalid_value",
+            format!("`label` must be at most {LABEL_CHARS_MAX} printable characters."),
+        )
+        .into());
+    }
+    let test = match f.string("mode")?.as_deref() {
+        None | Some("live") => false,
+        Some("test") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_param(
+                "mode",
+                "invalid_value",
+                format!("`mode` must be \"live\" or \"test\" (got {other:?})."),
+            )
+            .into())
+        }
+    };
+    let rate_limit_per_min = match f.int("rate_limit_per_min")? {
+        None => None,
+        Some(n) if (1..=i64::from(LIMIT_PER_MIN_MAX)).contains(&n) => Some(n as u32),
+        Some(n) => {
+            return Err(ApiError::invalid_param(
+                "rate_limit_per_min",
+                "out_of_range",
+                format!("`rate_limit_per_min` must be 1–{LIMIT_PER_MIN_MAX} (got {n})."),
+            )
+            .into())
+        }
+    };
+    f.finish()?;
+    let kind = if test {
+        KeyKind::Test
+    } else {
+        let credits: Value = call_do(&caller.account, Method::Get, "/credits", None).await?;
+        if credits["is_trial"] == true {
+            KeyKind::Trial
+        } else {
+            KeyKind::Gen
+        }
+    };
+    let key = ApiKey::generate(kind, &caller.account_id, random_bytes());
+    let id = new_key_id();
+    let new = NewKey {
+        id: id.clone(),
+        hash: key.hash().as_str().to_owned(),
+        kind: kind.as_str().to_owned(),
+        prefix: key.display_prefix(),
+        label: label.clone(),
+        rate_limit_per_min,
+    };
+    let _: Value = call_do(
+        &caller.account,
+        Method::Post,
+        "/keys",
+        Some(&serde_json::to_value(&new)?),
+    )
+    .await?;
+    json(
+        201,
+        &json!({
+            "id": id,
+            "object": "api_key",
+            "kind": kind,
+            "label": label,
+            "prefix": new.prefix,
+            "created_at": rfc3339(now_ms()),
+            "rate_limit_per_min": rate_limit_per_min,
+            "api_key": key.reveal(),
+        }),
+    )
+}
+
+pub async fn handle_revoke(caller: &Caller, id: &str) -> EdgeResult<Response> {
+    let body = serde_json::to_value(IdBody { id: id.to_owned() })?;
+    let r: Value = call_do(&caller.account, Method::Post, "/keys/revoke", Some(&body)).await?;
+    json(200, &r)
+}
+
+pub async fn handle_reveal(caller: &Caller, id: &str) -> EdgeResult<Response> {
+    let body = serde_json::to_value(IdBody { id: id.to_owned() })?;
+    let r: Value = call_do(&caller.account, Method::Post, "/keys/reveal", Some(&body)).await?;
+    json(200, &r)
+}

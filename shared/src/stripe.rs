@@ -1,0 +1,289 @@
+//! Stripe top-ups: `Stripe-Signature` verification and the `checkout.session.completed`
+//! events Kiln acts on. Pure: the caller passes the clock.
+//!
+//! Stripe signs `"{t}.{payload}"` with HMAC-SHA256 keyed by the endpoint's `whsec_…`
+//! secret (the whole string, as Stripe's libraries do) and sends
+//! `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]` (several `v1` during secret rolls).
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::error::ApiError;
+use crate::ids::AccountId;
+use crate::money::MicroUsd;
+
+/// Stripe's default tolerance: older (or future) signatures are replays or clock trouble.
+pub const TOLERANCE_SECS: i64 = 300;
+
+/// The credit tiers sold through Checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Starter,
+    Pro,
+    Max,
+}
+
+impl Tier {
+    pub fn amount(self) -> MicroUsd {
+        match self {
+            Tier::Starter => MicroUsd::from_cents(500),
+            Tier::Pro => MicroUsd::from_cents(2000),
+            Tier::Max => MicroUsd::from_cents(5000),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Starter => "starter",
+            Tier::Pro => "pro",
+            Tier::Max => "max",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "starter" => Some(Tier::Starter),
+            "pro" => Some(Tier::Pro),
+            "max" => Some(Tier::Max),
+            _ => None,
+        }
+    }
+
+    fn from_cents(cents: i64) -> Option<Self> {
+        [Tier::Starter, Tier::Pro, Tier::Max]
+            .into_iter()
+            .find(|t| t.amount() == MicroUsd::from_cents(cents))
+    }
+}
+
+fn refused(why: &str) -> ApiError {
+    ApiError::new(
+        400,
+        "invalid_signature",
+        format!("Stripe signature refused: {why}."),
+    )
+}
+
+/// Verifies `Stripe-Signature` for `payload` at `now_unix_secs`.
+pub fn verify(
+    secret: &str,
+    header: Option<&str>,
+    payload: &[u8],
+    now_unix_secs: i64,
+) -> Result<(), ApiError> {
+    let header = header.ok_or_else(|| refused("no Stripe-Signature header"))?;
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => timestamp = v.parse::<i64>().ok(),
+            Some(("v1", v)) => signatures.extend(hex::decode(v).ok()),
+            _ => {}
+        }
+    }
+    let t = timestamp.ok_or_else(|| refused("no timestamp"))?;
+    if (now_unix_secs - t).abs() > TOLERANCE_SECS {
+        return Err(refused("timestamp outside the tolerance"));
+    }
+    let matches = signatures.iter().any(|sig| {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+        mac.update(t.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(payload);
+        mac.verify_slice(sig).is_ok()
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(refused("no matching v1 signature"))
+    }
+}
+
+/// Computes a `Stripe-Signature` header (for tests and local tooling).
+pub fn sign(secret: &str, payload: &[u8], unix_secs: i64) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(format!("{unix_secs}.").as_bytes());
+    mac.update(payload);
+    format!(
+        "t={unix_secs},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// A paid Checkout session that tops up an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopUp {
+    pub event_id: String,
+    pub account: AccountId,
+    pub tier: Tier,
+}
+
+/// What to do with a verified event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    TopUp(TopUp),
+    /// Verified but not one Kiln acts on (other types, unpaid sessions); answered 200
+    /// so Stripe stops retrying.
+    Ignored {
+        event_id: String,
+        why: String,
+    },
+}
+
+/// Reads a verified event. The account comes from `client_reference_id` (how Checkout
+/// links a session to a customer of ours) or `metadata.account_id`; the tier from
+/// `metadata.tier` or else the amount paid.
+pub fn parse_event(payload: &[u8]) -> Result<Event, ApiError> {
+    let v: Value = serde_json::from_slice(payload).map_err(ApiError::invalid_json)?;
+    let event_id = v["id"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid_param("id", "invalid_value", "The event has no id."))?
+        .to_owned();
+    let ignored = |why: &str| {
+        Ok(Event::Ignored {
+            event_id: event_id.clone(),
+            why: why.to_owned(),
+        })
+    };
+    if v["type"] != "checkout.session.completed" {
+        return ignored("event type not handled");
+    }
+    let session = &v["data"]["object"];
+    if session["payment_status"] != "paid" {
+        return ignored("session not paid");
+    }
+    let account = session["client_reference_id"]
+        .as_str()
+        .or_else(|| session["metadata"]["account_id"].as_str())
+        .and_then(AccountId::parse)
+        .ok_or_else(|| {
+            ApiError::invalid_param(
+                "client_reference_id",
+                "invalid_value",
+                "The session does not name a Kiln account (client_reference_id).",
+            )
+        })?;
+    let tier = session["metadata"]["tier"]
+        .as_str()
+        .and_then(Tier::from_name)
+        .or_else(|| session["amount_total"].as_i64().and_then(Tier::from_cents))
+        .ok_or_else(|| {
+            ApiError::invalid_param(
+                "amount_total",
+                "invalid_value",
+                "The session matches no credit tier.",
+            )
+        })?;
+    Ok(Event::TopUp(TopUp {
+        event_id,
+        account,
+        tier,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &str = "whsec_test_secret";
+    const NOW: i64 = 1_775_219_730;
+
+    fn session(account: &AccountId, extra: Value) -> Vec<u8> {
+        let mut object = json!({"client_reference_id": account.as_str(), "payment_status": "paid", "amount_total": 2000});
+        if let (Some(o), Some(e)) = (object.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        json!({"id": "evt_1", "type": "checkout.session.completed", "data": {"object": object}})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn verifies_signatures_like_stripe() {
+        let payload = b"{\"id\":\"evt_1\"}";
+        let header = sign(SECRET, payload, NOW);
+        assert!(verify(SECRET, Some(&header), payload, NOW + 10).is_ok());
+        let rolled = format!("{header},v1={}", "00".repeat(32));
+        assert!(verify(SECRET, Some(&rolled), payload, NOW).is_ok());
+        let cases = [
+            ("missing", None, &payload[..], NOW),
+            (
+                "wrong secret",
+                Some(sign("whsec_other", payload, NOW)),
+                &payload[..],
+                NOW,
+            ),
+            (
+                "tampered",
+                Some(header.clone()),
+                &b"{\"id\":\"evt_2\"}"[..],
+                NOW,
+            ),
+            (
+                "stale",
+                Some(header.clone()),
+                &payload[..],
+                NOW + TOLERANCE_SECS + 1,
+            ),
+            ("garbage", Some("t=x,v1=zz".to_owned()), &payload[..], NOW),
+        ];
+        for (what, h, body, now) in cases {
+            assert!(verify(SECRET, h.as_deref(), body, now).is_err(), "{what}");
+        }
+    }
+
+    #[test]
+    fn reads_top_ups_by_metadata_or_amount() {
+        let acct = AccountId::generate([1; 10]);
+        let pro = parse_event(&session(&acct, json!({}))).unwrap();
+        assert_eq!(
+            pro,
+            Event::TopUp(TopUp {
+                event_id: "evt_1".into(),
+                account: acct.clone(),
+                tier: Tier::Pro
+            })
+        );
+        let max = parse_event(&session(&acct, json!({"metadata": {"tier": "max"}}))).unwrap();
+        assert!(matches!(
+            max,
+            Event::TopUp(TopUp {
+                tier: Tier::Max,
+                ..
+            })
+        ));
+        assert_eq!(Tier::Starter.amount(), MicroUsd::from_micros(5_000_000));
+    }
+
+    #[test]
+    fn other_events_are_ignored_and_bad_sessions_refused() {
+        let acct = AccountId::generate([1; 10]);
+        let other =
+            json!({"id": "evt_9", "type": "invoice.paid", "data": {"object": {}}}).to_string();
+        assert!(matches!(
+            parse_event(other.as_bytes()).unwrap(),
+            Event::Ignored { .. }
+        ));
+        let unpaid = session(&acct, json!({"payment_status": "unpaid"}));
+        assert!(matches!(
+            parse_event(&unpaid).unwrap(),
+            Event::Ignored { .. }
+        ));
+        let odd_amount = session(&acct, json!({"amount_total": 1234}));
+        assert_eq!(
+            parse_event(&odd_amount).unwrap_err().param(),
+            Some("amount_total")
+        );
+        let no_account = session(&acct, json!({"client_reference_id": "someone"}));
+        assert_eq!(
+            parse_event(&no_account).unwrap_err().param(),
+            Some("client_reference_id")
+        );
+        assert_eq!(parse_event(b"{").unwrap_err().code(), "invalid_json");
+    }
+}
