@@ -3,7 +3,7 @@
 
 use kiln_shared::accounts::{normalize_email, TRIAL_GRANT};
 use kiln_shared::fields::Fields;
-use kiln_shared::ids::{random_token, AccountId};
+use kiln_shared::ids::AccountId;
 use kiln_shared::keys::{ApiKey, KeyKind};
 use kiln_shared::ApiError;
 use serde_json::json;
@@ -41,7 +41,7 @@ pub async fn handle_register(mut req: Request, env: &Env) -> EdgeResult<Response
     let account_id = AccountId::parse(&claim.account_id).ok_or_else(ApiError::internal)?;
 
     let key = ApiKey::generate(KeyKind::Trial, &account_id, random_bytes());
-    let key_id = format!("key_{}", random_token(&random_bytes::<10>(), 16));
+    let key_id = crate::keys::new_key_id();
     let init = InitAccount {
         account_id: account_id.to_string(),
         email: Some(email.clone()),

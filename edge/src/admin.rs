@@ -10,7 +10,7 @@ use kiln_shared::ApiError;
 use serde_json::json;
 use worker::{Env, Method, Request, Response};
 
-use crate::account_do::{AdjustRequest, Balances};
+use crate::account_do::{AdjustRequest, Balances, HoldRequest, SettleRequest};
 use crate::auth::account_stub;
 use crate::config;
 use crate::error::EdgeResult;
@@ -20,7 +20,7 @@ const BODY_BYTES_MAX: usize = 4 * 1024;
 /// Reasons are read by people auditing the ledger.
 const REASON_CHARS_MAX: usize = 500;
 
-pub async fn handle_credits(mut req: Request, env: &Env, id: &str) -> EdgeResult<Response> {
+fn require_admin(req: &Request, env: &Env) -> EdgeResult<()> {
     let token = config::admin_token(env);
     let header = req.headers().get("authorization")?;
     let presented = bearer(header.as_deref());
@@ -34,6 +34,11 @@ pub async fn handle_credits(mut req: Request, env: &Env, id: &str) -> EdgeResult
         )
         .into());
     }
+    Ok(())
+}
+
+pub async fn handle_credits(mut req: Request, env: &Env, id: &str) -> EdgeResult<Response> {
+    require_admin(&req, env)?;
     let account = AccountId::parse(id)
         .ok_or_else(|| ApiError::not_found("account_not_found", "No such account."))?;
     let body = body_bytes(&mut req, BODY_BYTES_MAX).await?;
@@ -85,6 +90,142 @@ pub async fn handle_credits(mut req: Request, env: &Env, id: &str) -> EdgeResult
             "account_id": account,
             "balance_usd": MicroUsd::from_micros(balances.balance_micros).to_usd_json(),
             "held_usd": MicroUsd::from_micros(balances.held_micros).to_usd_json(),
+        }),
+    )
+}
+
+/// Holds per benchmark request: each hold and its release is one Durable Object call,
+/// and a Worker request may make at most 1000 subrequests.
+const BENCH_HOLDS_MAX: i64 = 450;
+/// In-flight holds at most; one Account DO serialises them anyway.
+const BENCH_CONCURRENCY_MAX: i64 = 256;
+
+/// The baseline for the ledger numbers: the same loop against the no-op Probe DO.
+async fn probe_bench(env: &Env, calls: i64, concurrency: usize) -> EdgeResult<Response> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    let stub = env
+        .durable_object("PROBES")?
+        .id_from_name("probe")?
+        .get_stub()?;
+    let started = crate::now_ms();
+    stream::iter(0..calls)
+        .map(|_| call_do::<serde_json::Value>(&stub, Method::Get, "/", None))
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let elapsed_ms = (crate::now_ms() - started).max(1);
+    json(
+        200,
+        &json!({"calls": calls, "concurrency": concurrency, "elapsed_ms": elapsed_ms,
+                "calls_per_sec": calls as f64 * 1000.0 / elapsed_ms as f64}),
+    )
+}
+
+/// `POST /admin/ledger-bench {"account_id", "holds", "concurrency", "target"}`: places `holds`
+/// holds of 1 µ$ on one account, `concurrency` at a time, then releases them all, and
+/// reports holds per second as measured inside the Worker. An operator diagnostic for
+/// the ledger's throughput on one account; it leaves its (released) rows in that
+/// account's ledger, so point it at a benchmark account. `"target": "probe"` runs the
+/// same loop against the no-op Probe DO instead: the baseline.
+pub async fn handle_ledger_bench(mut req: Request, env: &Env) -> EdgeResult<Response> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+    require_admin(&req, env)?;
+    let body = body_bytes(&mut req, BODY_BYTES_MAX).await?;
+    let mut f = Fields::from_body(&body)?;
+    let account = f
+        .string("account_id")?
+        .and_then(|s| AccountId::parse(&s))
+        .ok_or_else(|| {
+            ApiError::invalid_param(
+                "account_id",
+                "invalid_value",
+                "`account_id` must be an account id.",
+            )
+        })?;
+    let holds = f.int("holds")?.unwrap_or(BENCH_HOLDS_MAX);
+    let probe_only = match f.string("target")?.as_deref() {
+        None | Some("ledger") => false,
+        Some("probe") => true,
+        Some(_) => {
+            return Err(ApiError::invalid_param(
+                "target",
+                "invalid_value",
+                "`target` must be \"ledger\" or \"probe\".",
+            )
+            .into())
+        }
+    };
+    let concurrency = f.int("concurrency")?.unwrap_or(1);
+    if !(1..=BENCH_HOLDS_MAX).contains(&holds) {
+        return Err(ApiError::invalid_param(
+            "holds",
+            "out_of_range",
+            format!("`holds` must be 1–{BENCH_HOLDS_MAX}."),
+        )
+        .into());
+    }
+    if !(1..=BENCH_CONCURRENCY_MAX).contains(&concurrency) {
+        return Err(ApiError::invalid_param(
+            "concurrency",
+            "out_of_range",
+            format!("`concurrency` must be 1–{BENCH_CONCURRENCY_MAX}."),
+        )
+        .into());
+    }
+    f.finish()?;
+    if probe_only {
+        return probe_bench(env, holds, concurrency as usize).await;
+    }
+    let stub = account_stub(env, &account)?;
+    let run = crate::ids_token();
+    let job_id = |i: i64| format!("bench_{run}_{i}");
+
+    let started = crate::now_ms();
+    stream::iter(0..holds)
+        .map(|i| {
+            let body = serde_json::to_value(HoldRequest {
+                job_id: job_id(i),
+                amount_micros: 1,
+                job_type: "bench".into(),
+                model_id: "ledger-bench".into(),
+                units: 0.0,
+                prompt_preview: String::new(),
+            });
+            let stub = &stub;
+            async move { call_do::<Balances>(stub, Method::Post, "/hold", Some(&body?)).await }
+        })
+        .buffer_unordered(concurrency as usize)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let hold_ms = (crate::now_ms() - started).max(1);
+
+    let started = crate::now_ms();
+    stream::iter(0..holds)
+        .map(|i| {
+            let body = serde_json::to_value(SettleRequest {
+                job_id: job_id(i),
+                capture: false,
+            });
+            let stub = &stub;
+            async move {
+                call_do::<serde_json::Value>(stub, Method::Post, "/settle", Some(&body?)).await
+            }
+        })
+        .buffer_unordered(concurrency as usize)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let release_ms = (crate::now_ms() - started).max(1);
+
+    json(
+        200,
+        &json!({
+            "holds": holds,
+            "concurrency": concurrency,
+            "hold_elapsed_ms": hold_ms,
+            "holds_per_sec": holds as f64 * 1000.0 / hold_ms as f64,
+            "release_elapsed_ms": release_ms,
+            "releases_per_sec": holds as f64 * 1000.0 / release_ms as f64,
         }),
     )
 }

@@ -56,3 +56,17 @@ pub async fn handle(env: &Env) -> EdgeResult<Response> {
         }),
     )
 }
+
+/// `GET /health/durable-object`: one round trip to a Durable Object that does nothing.
+pub async fn handle_durable_object(env: &Env) -> EdgeResult<Response> {
+    let started = crate::now_ms();
+    let stub = env
+        .durable_object("PROBES")?
+        .id_from_name("probe")?
+        .get_stub()?;
+    let _: Value = crate::http::call_do(&stub, Method::Get, "/", None).await?;
+    json(
+        200,
+        &json!({"status": "ok", "round_trip_ms": crate::now_ms() - started}),
+    )
+}

@@ -4,7 +4,6 @@
 //! such as the `sk-gen-` key of a first payment).
 
 use kiln_shared::fields::Fields;
-use kiln_shared::ids::random_token;
 use kiln_shared::keys::{ApiKey, KeyKind};
 use kiln_shared::time::rfc3339;
 use kiln_shared::ApiError;
@@ -26,7 +25,7 @@ const LABEL_CHARS_MAX: usize = 64;
 
 /// A fresh key id: `key_` + 16 base32 chars.
 pub fn new_key_id() -> String {
-    format!("key_{}", random_token(&random_bytes::<10>(), 16))
+    format!("key_{}", crate::ids_token())
 }
 
 pub async fn handle_list(caller: &Caller) -> EdgeResult<Response> {

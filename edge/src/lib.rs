@@ -11,7 +11,7 @@
 //! - [`origin_callbacks`] — signed events and output uploads from origins.
 //! - [`health`], [`openapi`] — service status and the API document.
 //! - Durable Objects: [`account_do`] (keys, ledger), [`job_do`] (one job's lifecycle),
-//!   [`email_do`] (one trial per email).
+//!   [`email_do`] (one trial per email), [`probe_do`] (a no-op, for health and benchmarks).
 //! - [`config`], [`http`], [`error`] — configuration, HTTP helpers, the error type.
 //!
 //! Rules shared with the origin and the tests (validation, prices, job states,
@@ -36,6 +36,7 @@ pub mod keys;
 pub mod openapi;
 pub mod origin_callbacks;
 pub mod outputs;
+pub mod probe_do;
 pub mod router;
 pub mod usage;
 
@@ -56,4 +57,9 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     getrandom::fill(&mut buf).expect("the Workers runtime always provides crypto.getRandomValues");
     buf
+}
+
+/// A short random token (16 base32 chars), for ids that need no structure.
+pub fn ids_token() -> String {
+    kiln_shared::ids::random_token(&random_bytes::<10>(), 16)
 }

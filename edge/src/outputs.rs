@@ -7,7 +7,7 @@ use kiln_shared::ids::Filename;
 use kiln_shared::ApiError;
 use worker::{Env, Headers, Method, Range, Request, Response};
 
-use crate::error::EdgeResult;
+use crate::error::{EdgeError, EdgeResult};
 
 /// Immutable content: a year in every cache.
 const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
@@ -75,8 +75,15 @@ pub async fn handle_get(req: &Request, env: &Env, name: &str) -> EdgeResult<Resp
         Some(Range::Prefix { length }) => (0, length.saturating_sub(1).min(size.saturating_sub(1))),
     };
     if range.is_some() && (start >= size || size == 0) {
-        headers.set("content-range", &format!("bytes */{size}"))?;
-        return Ok(Response::empty()?.with_status(416).with_headers(headers));
+        let resp = EdgeError::Api(ApiError::new(
+            416,
+            "range_not_satisfiable",
+            format!("The requested range is outside the file ({size} bytes)."),
+        ))
+        .into_response();
+        resp.headers()
+            .set("content-range", &format!("bytes */{size}"))?;
+        return Ok(resp);
     }
     let length = if size == 0 { 0 } else { end - start + 1 };
     headers.set("content-length", &length.to_string())?;

@@ -16,11 +16,13 @@ use crate::{
 /// Routes anyone may call (their own checks, if any, are inside: signatures, tokens).
 enum Public<'a> {
     Health,
+    HealthDurableObject,
     OpenApi,
     Accounts,
     Output(&'a str),
     StripeWebhook,
     AdminCredits(&'a str),
+    AdminLedgerBench,
     OriginEvents(&'a str),
     OriginOutput(&'a str, &'a str),
 }
@@ -48,11 +50,13 @@ fn resolve<'a>(segments: &[&'a str]) -> Option<(Resolved<'a>, &'static [Method])
     use Resolved::{Keyed as K, Public as P};
     Some(match segments {
         ["health"] => (P(Public::Health), &[Get]),
+        ["health", "durable-object"] => (P(Public::HealthDurableObject), &[Get]),
         ["openapi.json"] => (P(Public::OpenApi), &[Get]),
         ["v1", "accounts"] => (P(Public::Accounts), &[Post]),
         ["outputs", name] => (P(Public::Output(name)), &[Get, Head]),
         ["v1", "billing", "stripe", "webhook"] => (P(Public::StripeWebhook), &[Post]),
         ["admin", "accounts", id, "credits"] => (P(Public::AdminCredits(id)), &[Post]),
+        ["admin", "ledger-bench"] => (P(Public::AdminLedgerBench), &[Post]),
         ["internal", "origin", "jobs", id, "events"] => (P(Public::OriginEvents(id)), &[Post]),
         ["internal", "origin", "jobs", id, "outputs", name] => {
             (P(Public::OriginOutput(id, name)), &[Put])
@@ -86,11 +90,13 @@ pub async fn route(req: Request, env: Env) -> Response {
 async fn public(route: Public<'_>, req: Request, env: Env) -> EdgeResult<Response> {
     match route {
         Public::Health => health::handle(&env).await,
+        Public::HealthDurableObject => health::handle_durable_object(&env).await,
         Public::OpenApi => openapi::handle(),
         Public::Accounts => accounts::handle_register(req, &env).await,
         Public::Output(name) => outputs::handle_get(&req, &env, name).await,
         Public::StripeWebhook => billing::handle_stripe_webhook(req, &env).await,
         Public::AdminCredits(id) => admin::handle_credits(req, &env, id).await,
+        Public::AdminLedgerBench => admin::handle_ledger_bench(req, &env).await,
         Public::OriginEvents(id) => origin_callbacks::handle_event(req, &env, id).await,
         Public::OriginOutput(id, name) => {
             origin_callbacks::handle_output(req, &env, id, name).await

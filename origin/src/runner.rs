@@ -5,7 +5,7 @@
 //! Event delivery is sequential, so the edge sees events in `seq` order. A progress
 //! event that cannot be delivered is skipped (the next one supersedes it). If an upload
 //! or the terminal event cannot be delivered, the job stops without a result and the
-//! edge's lease re-dispatches it elsewhere.
+//! edge fails it with a refund when its hard timeout passes.
 
 use std::sync::Arc;
 

@@ -147,7 +147,7 @@ impl Application {
             {
                 tracing::warn!(
                     running = self.state.busy(),
-                    "jobs still running at exit; the edge will re-dispatch them"
+                    "jobs still running at exit; the edge will time them out and refund them"
                 );
             }
         }

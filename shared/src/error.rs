@@ -129,7 +129,7 @@ impl ApiError {
     /// The error type OpenAI clients switch on, derived from the status.
     pub fn error_type(&self) -> &'static str {
         match self.status {
-            400 | 405 | 409 | 410 | 413 | 415 => "invalid_request_error",
+            400 | 405 | 409 | 410 | 413 | 415 | 416 => "invalid_request_error",
             401 => "authentication_error",
             402 => "insufficient_quota",
             403 => "permission_error",
@@ -200,6 +200,12 @@ fn known_code(code: &str) -> &'static str {
         "job_ended",
         "job_cancelled",
         "account_exists",
+        "range_not_satisfiable",
+        "rate_limited",
+        "idempotency_in_progress",
+        "key_not_found",
+        "account_not_found",
+        "invalid_admin_token",
     ];
     CODES
         .iter()

@@ -134,8 +134,8 @@ pub enum Event {
 }
 
 /// Reads a verified event. The account comes from `client_reference_id` (how Checkout
-/// links a session to a customer of ours) or `metadata.account_id`; the tier from
-/// `metadata.tier` or else the amount paid.
+/// links a session to a customer of ours) or `metadata.account_id`; the tier from the
+/// USD amount paid (a `metadata.tier` that disagrees with it is refused).
 pub fn parse_event(payload: &[u8]) -> Result<Event, ApiError> {
     let v: Value = serde_json::from_slice(payload).map_err(ApiError::invalid_json)?;
     let event_id = v["id"]
@@ -167,17 +167,32 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, ApiError> {
                 "The session does not name a Kiln account (client_reference_id).",
             )
         })?;
-    let tier = session["metadata"]["tier"]
+    // Credit what was paid: the amount decides the tier; metadata may only agree.
+    if session["currency"]
         .as_str()
-        .and_then(Tier::from_name)
-        .or_else(|| session["amount_total"].as_i64().and_then(Tier::from_cents))
-        .ok_or_else(|| {
-            ApiError::invalid_param(
-                "amount_total",
-                "invalid_value",
-                "The session matches no credit tier.",
-            )
-        })?;
+        .is_some_and(|c| !c.eq_ignore_ascii_case("usd"))
+    {
+        return Err(ApiError::invalid_param(
+            "currency",
+            "invalid_value",
+            "Top-ups are sold in USD.",
+        ));
+    }
+    let by_amount = session["amount_total"].as_i64().and_then(Tier::from_cents);
+    let by_name = session["metadata"]["tier"]
+        .as_str()
+        .and_then(Tier::from_name);
+    let tier = match (by_amount, by_name) {
+        (Some(a), Some(n)) if a != n => None,
+        (amount, _) => amount,
+    }
+    .ok_or_else(|| {
+        ApiError::invalid_param(
+            "amount_total",
+            "invalid_value",
+            "The session matches no credit tier.",
+        )
+    })?;
     Ok(Event::TopUp(TopUp {
         event_id,
         account,
@@ -249,7 +264,21 @@ mod tests {
                 tier: Tier::Pro
             })
         );
-        let max = parse_event(&session(&acct, json!({"metadata": {"tier": "max"}}))).unwrap();
+        let mislabelled = session(
+            &acct,
+            json!({"amount_total": 500, "metadata": {"tier": "max"}}),
+        );
+        assert_eq!(
+            parse_event(&mislabelled).unwrap_err().param(),
+            Some("amount_total")
+        );
+        let euros = session(&acct, json!({"currency": "eur"}));
+        assert_eq!(parse_event(&euros).unwrap_err().param(), Some("currency"));
+        let max = parse_event(&session(
+            &acct,
+            json!({"amount_total": 5000, "metadata": {"tier": "max"}}),
+        ))
+        .unwrap();
         assert!(matches!(
             max,
             Event::TopUp(TopUp {

@@ -8,11 +8,22 @@ use anyhow::Result;
 
 use crate::{run, tools, workspace_root};
 
+/// Debug builds for development and tests (fast to build); release for benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Debug,
+    Release,
+}
+
 /// Builds `edge/build/worker/shim.mjs` (the file wrangler.toml's `main` names).
-pub fn edge() -> Result<()> {
-    eprintln!("kiln: building the edge (wasm)");
+pub fn edge(profile: Profile) -> Result<()> {
+    eprintln!("kiln: building the edge (wasm, {profile:?})");
+    let flag = match profile {
+        Profile::Debug => "--dev",
+        Profile::Release => "--release",
+    };
     run(Command::new(tools::worker_build_bin())
-        .arg("--dev")
+        .arg(flag)
         .arg("--no-opt")
         .current_dir(workspace_root().join("edge"))
         .env("WASM_BINDGEN_BIN", tools::wasm_bindgen_bin())
@@ -20,12 +31,15 @@ pub fn edge() -> Result<()> {
 }
 
 /// Builds the origin binary and returns its path.
-pub fn origin() -> Result<PathBuf> {
-    eprintln!("kiln: building the origin");
-    run(Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "kiln-origin"])
-        .current_dir(workspace_root()))?;
-    Ok(origin_bin())
+pub fn origin(profile: Profile) -> Result<PathBuf> {
+    eprintln!("kiln: building the origin ({profile:?})");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet", "-p", "kiln-origin"]);
+    if profile == Profile::Release {
+        cmd.arg("--release");
+    }
+    run(cmd.current_dir(workspace_root()))?;
+    Ok(origin_bin_for(profile))
 }
 
 pub fn target_dir() -> PathBuf {
@@ -34,8 +48,16 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
+/// The debug origin binary, which the tests run.
 pub fn origin_bin() -> PathBuf {
-    target_dir().join("debug/kiln-origin")
+    origin_bin_for(Profile::Debug)
+}
+
+pub fn origin_bin_for(profile: Profile) -> PathBuf {
+    match profile {
+        Profile::Debug => target_dir().join("debug/kiln-origin"),
+        Profile::Release => target_dir().join("release/kiln-origin"),
+    }
 }
 
 pub fn edge_bundle() -> PathBuf {

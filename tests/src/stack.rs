@@ -33,6 +33,8 @@ pub struct StackConfig {
     pub sim_load_ms: u64,
     pub sync_wait_secs: u64,
     pub job_timeout_secs: u64,
+    pub rate_limit_per_min: u32,
+    pub origin_bin: PathBuf,
 }
 
 impl StackConfig {
@@ -48,6 +50,8 @@ impl StackConfig {
             sim_load_ms: 400,
             sync_wait_secs: 90,
             job_timeout_secs: 600,
+            rate_limit_per_min: kiln_shared::ratelimit::LIMIT_PER_MIN_DEFAULT,
+            origin_bin: build::origin_bin(),
         }
     }
 
@@ -63,6 +67,21 @@ impl StackConfig {
             sim_load_ms: 50,
             sync_wait_secs: 60,
             job_timeout_secs: 120,
+            rate_limit_per_min: kiln_shared::ratelimit::LIMIT_PER_MIN_DEFAULT,
+            origin_bin: build::origin_bin(),
+        }
+    }
+
+    /// What `cargo xtask bench` runs: release builds, an instant sim, no practical rate
+    /// limit, so the numbers are the platform's and not the throttle's.
+    pub fn bench(state_dir: PathBuf) -> Self {
+        Self {
+            origin_slots: 64,
+            sim_step_ms: 1,
+            sim_load_ms: 0,
+            rate_limit_per_min: 1_000_000,
+            origin_bin: build::origin_bin_for(build::Profile::Release),
+            ..Self::test(state_dir)
         }
     }
 }
@@ -199,7 +218,7 @@ impl Stack {
         let (out, err) = self.log_target(&self.origins[i].id)?;
         let o = &self.origins[i];
         let addr = o.url.trim_start_matches("http://").to_owned();
-        let mut cmd = Command::new(build::origin_bin());
+        let mut cmd = Command::new(&self.config.origin_bin);
         cmd.env("KILN_ORIGIN_ADDR", &addr)
             .env("KILN_ORIGIN_ID", &o.id)
             .env("KILN_EDGE_URL", &self.edge_url)
@@ -249,7 +268,7 @@ impl Stack {
         std::fs::write(
             &env_file,
             format!(
-                "ORIGINS=\"{}\"\nEDGE_TO_ORIGIN_KEYS=\"{}\"\nORIGIN_TO_EDGE_KEYS=\"{}\"\nSYNC_WAIT_SECS=\"{}\"\nJOB_TIMEOUT_SECS=\"{}\"\nADMIN_TOKEN=\"{}\"\nSTRIPE_WEBHOOK_SECRET=\"{}\"\n",
+                "ORIGINS=\"{}\"\nEDGE_TO_ORIGIN_KEYS=\"{}\"\nORIGIN_TO_EDGE_KEYS=\"{}\"\nSYNC_WAIT_SECS=\"{}\"\nJOB_TIMEOUT_SECS=\"{}\"\nADMIN_TOKEN=\"{}\"\nSTRIPE_WEBHOOK_SECRET=\"{}\"\nRATE_LIMIT_PER_MIN=\"{}\"\n",
                 origins.join(","),
                 self.edge_to_origin_keys,
                 self.origin_to_edge_keys,
@@ -257,6 +276,7 @@ impl Stack {
                 self.config.job_timeout_secs,
                 self.admin_token,
                 self.stripe_webhook_secret,
+                self.config.rate_limit_per_min,
             ),
         )?;
         let (out, err) = self.log_target("edge")?;

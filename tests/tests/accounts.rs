@@ -489,6 +489,15 @@ fn stripe_top_ups_credit_once_and_forgeries_change_nothing() {
         )),
     );
     assert_eq!(r.status, 400);
+    let nobody = stripe_event("evt_nobody", "acct_0000000000000000", 500);
+    let r = send_stripe(
+        &nobody,
+        Some(kiln_shared::stripe::sign(secret, nobody.as_bytes(), now)),
+    );
+    assert_eq!(
+        (r.status, error_of(&r).0.as_str()),
+        (404, "account_not_found")
+    );
     assert_eq!(credits(&key)["balance_usd"], json!(22));
 }
 

@@ -148,6 +148,24 @@ fn outputs_support_ranges_and_caching() {
         .unwrap()
         .contains("immutable"));
     assert_eq!(resp.bytes().unwrap().to_vec(), whole[..8].to_vec());
+    let beyond = reply(
+        client()
+            .get(&url)
+            .header("range", format!("bytes={}-", whole.len() + 10))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        (beyond.status, error_of(&beyond).0.as_str()),
+        (416, "range_not_satisfiable")
+    );
+    let etag = client().get(&url).send().unwrap().headers()["etag"].clone();
+    let cached = client()
+        .get(&url)
+        .header("if-none-match", etag)
+        .send()
+        .unwrap();
+    assert_eq!(cached.status().as_u16(), 304);
     let missing = reply(
         client()
             .get(format!(

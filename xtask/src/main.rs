@@ -5,6 +5,10 @@
 //!   locally with the sim engine, a development account, and a curl line that works.
 //! - `test` — formatting, lints (native and wasm), unit tests, then end-to-end tests
 //!   against the real stack on free ports. `.ci/run` runs exactly this.
+//! - `bench` — release builds on a fresh stack: ledger throughput on one account and
+//!   submit-path latency, each beside a minimal Worker → Durable Object round trip.
+
+mod bench;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,12 +16,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use kiln_tests::build::Profile;
 use kiln_tests::stack::{Stack, StackConfig};
 use kiln_tests::{build, run, tools, workspace_root};
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage: cargo xtask dev [--edge-port 8787] [--origin-port 8788] [--origins N]
-       cargo xtask test";
+       cargo xtask test
+       cargo xtask bench [--requests N]";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -31,11 +37,12 @@ fn real_main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("dev") => dev(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         _ => bail!("{USAGE}"),
     }
 }
 
-fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T> {
+pub(crate) fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T> {
     match args.iter().position(|a| a == name) {
         None => Ok(default),
         Some(i) => args
@@ -53,8 +60,8 @@ fn dev(args: &[String]) -> Result<()> {
         bail!("--origins must be at least 1");
     }
     tools::ensure()?;
-    build::edge()?;
-    build::origin()?;
+    build::edge(Profile::Debug)?;
+    build::origin(Profile::Debug)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -177,8 +184,8 @@ fn test(args: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    build::edge()?;
-    build::origin()?;
+    build::edge(Profile::Debug)?;
+    build::origin(Profile::Debug)?;
     eprintln!("kiln: unit and end-to-end tests");
     run(cargo().args(["test", "--workspace", "--exclude", "kiln-edge"]))?;
     eprintln!("kiln: all checks passed in {:.0?}", started.elapsed());
