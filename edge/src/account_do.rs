@@ -325,7 +325,7 @@ impl AccountDo {
             .to_array()?;
         rows.into_iter()
             .next()
-            .ok_or_else(|| ApiError::invalid_key().into())
+            .ok_or_else(|| ApiError::not_found("account_not_found", "No such account.").into())
     }
 
     fn balances(&self) -> EdgeResult<Balances> {

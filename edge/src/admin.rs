@@ -77,13 +77,7 @@ pub async fn handle_credits(mut req: Request, env: &Env, id: &str) -> EdgeResult
         "/adjust",
         Some(&request),
     )
-    .await
-    .map_err(|e| match e {
-        crate::error::EdgeError::Api(a) if a.code() == "invalid_api_key" => {
-            ApiError::not_found("account_not_found", "No such account.").into()
-        }
-        other => other,
-    })?;
+    .await?;
     json(
         200,
         &json!({

@@ -5,14 +5,13 @@
 
 use kiln_shared::keys::{ApiKey, KeyKind};
 use kiln_shared::stripe::{self, Event};
-use kiln_shared::ApiError;
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response};
 
 use crate::account_do::{NewKey, TopUpRequest};
 use crate::auth::account_stub;
 use crate::config;
-use crate::error::{EdgeError, EdgeResult};
+use crate::error::EdgeResult;
 use crate::http::{body_bytes, call_do, json};
 use crate::keys::new_key_id;
 use crate::{now_ms, random_bytes};
@@ -55,13 +54,7 @@ pub async fn handle_stripe_webhook(mut req: Request, env: &Env) -> EdgeResult<Re
         "/topup",
         Some(&serde_json::to_value(&request)?),
     )
-    .await
-    .map_err(|e| match e {
-        EdgeError::Api(a) if a.code() == "invalid_api_key" => {
-            ApiError::not_found("account_not_found", "The session names no Kiln account.").into()
-        }
-        other => other,
-    })?;
+    .await?;
     json(
         200,
         &json!({"received": true, "event_id": top_up.event_id, "applied": result["applied"], "converted": result["converted"]}),

@@ -80,10 +80,6 @@ pub async fn internal_body<T: DeserializeOwned>(req: &mut Request) -> EdgeResult
     Ok(req.json::<T>().await?)
 }
 
-pub fn is_method(req: &Request, m: Method) -> bool {
-    req.method() == m
-}
-
 /// Sends an outbound request, aborting it after `timeout`. `Ok(None)` means it timed out.
 pub async fn fetch_with_timeout(
     req: Request,

@@ -24,7 +24,7 @@ use crate::auth::Caller;
 use crate::config;
 use crate::error::{EdgeError, EdgeResult};
 use crate::http::{call_do, json, query_param};
-use crate::job_do::{CreateJob, JobEnvelope};
+use crate::job_do::JobEnvelope;
 use crate::jobs::job_stub;
 use crate::outputs::output_key;
 use crate::router::base_url;
@@ -127,7 +127,7 @@ pub async fn handle_generate(
         &job_stub(env, &id)?,
         Method::Post,
         "/create",
-        Some(&serde_json::to_value(CreateJob { job })?),
+        Some(&serde_json::to_value(JobEnvelope { job })?),
     )
     .await;
     let job = match created {

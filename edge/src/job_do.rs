@@ -41,11 +41,6 @@ pub struct JobDo {
 }
 
 #[derive(Serialize, Deserialize)]
-pub struct CreateJob {
-    pub job: JobState,
-}
-
-#[derive(Serialize, Deserialize)]
 pub struct JobEnvelope {
     pub job: JobState,
 }
@@ -79,7 +74,7 @@ impl DurableObject for JobDo {
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
         let path = req.path();
         let result = match (req.method(), path.as_str()) {
-            (Method::Post, "/create") => match internal_body::<CreateJob>(&mut req).await {
+            (Method::Post, "/create") => match internal_body::<JobEnvelope>(&mut req).await {
                 Ok(body) => self.create(body.job).await,
                 Err(e) => Err(e),
             },
@@ -213,7 +208,7 @@ impl JobDo {
 
     /// Answers when the job ends or `timeout_ms` passes, whichever is first.
     async fn wait(&self, req: &Request) -> EdgeResult<Response> {
-        use futures_util::future::{select, Either};
+        use futures_util::future::select;
         let timeout_ms = query_param(req, "timeout_ms")?
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
@@ -229,9 +224,8 @@ impl JobDo {
             self.waiters.borrow_mut().push(tx);
             // The timer bounds each wait even if a wake-up is lost to an isolate reset.
             let timer = worker::Delay::from(Duration::from_millis(remaining.min(5_000) as u64));
-            match select(rx, timer).await {
-                Either::Left(_) | Either::Right(_) => continue,
-            }
+            // Either a wake-up or the timer: look at the job again.
+            select(rx, timer).await;
         }
     }
 

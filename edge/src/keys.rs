@@ -8,7 +8,7 @@ use kiln_shared::keys::{ApiKey, KeyKind};
 use kiln_shared::time::rfc3339;
 use kiln_shared::ApiError;
 use serde_json::{json, Value};
-use worker::{Env, Method, Request, Response};
+use worker::{Method, Response};
 
 use crate::account_do::{IdBody, NewKey};
 use crate::auth::Caller;
@@ -33,12 +33,7 @@ pub async fn handle_list(caller: &Caller) -> EdgeResult<Response> {
     json(200, &list)
 }
 
-pub async fn handle_create(
-    _req: Request,
-    body: Vec<u8>,
-    _env: &Env,
-    caller: &Caller,
-) -> EdgeResult<Response> {
+pub async fn handle_create(body: Vec<u8>, caller: &Caller) -> EdgeResult<Response> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".to_vec()
     } else {

@@ -142,8 +142,8 @@ async fn handle_keyed(
         (Keyed::Usage, _) => usage::handle_list(&req, caller).await,
         (Keyed::Keys, Get) => keys::handle_list(caller).await,
         (Keyed::Keys, _) => {
-            idempotency::run(req, caller, keys::BODY_BYTES_MAX, |req, body| {
-                keys::handle_create(req, body, env, caller)
+            idempotency::run(req, caller, keys::BODY_BYTES_MAX, |_, body| {
+                keys::handle_create(body, caller)
             })
             .await
         }
