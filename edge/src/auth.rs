@@ -30,10 +30,19 @@ pub fn account_stub(env: &Env, account: &AccountId) -> EdgeResult<Stub> {
         .get_stub()?)
 }
 
-/// Authenticates `Authorization: Bearer <key>`.
-pub async fn authenticate(req: &Request, env: &Env) -> EdgeResult<Caller> {
+/// Authenticates `Authorization: Bearer <key>`, or `?key=<key>` where `key_in_query`
+/// (event streams). The header wins when both are present.
+pub async fn authenticate(req: &Request, env: &Env, key_in_query: bool) -> EdgeResult<Caller> {
     let header = req.headers().get("authorization")?;
-    let token = bearer(header.as_deref()).ok_or_else(ApiError::missing_key)?;
+    let from_query = if key_in_query && header.is_none() {
+        crate::http::query_param(req, "key")?
+    } else {
+        None
+    };
+    let token = match from_query.as_deref() {
+        Some(k) => k,
+        None => bearer(header.as_deref()).ok_or_else(ApiError::missing_key)?,
+    };
     let key = ApiKey::parse(token).ok_or_else(ApiError::invalid_key)?;
     let account = account_stub(env, key.account())?;
     let body = serde_json::to_value(AuthRequest {

@@ -62,6 +62,20 @@ fn secs(env: &Env, name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// A running job whose origin sends no heartbeat listing it for this long is taken
+/// back (DESIGN.md flow 6).
+pub const LEASE_SECS_DEFAULT: u64 = 30;
+/// Event streams send a `ping` this often.
+pub const SSE_PING_SECS_DEFAULT: u64 = 15;
+
+pub fn lease_secs(env: &Env) -> u64 {
+    secs(env, "LEASE_SECS", LEASE_SECS_DEFAULT).max(1)
+}
+
+pub fn sse_ping_secs(env: &Env) -> u64 {
+    secs(env, "SSE_PING_SECS", SSE_PING_SECS_DEFAULT).max(1)
+}
+
 pub fn sync_wait_secs(env: &Env) -> u64 {
     secs(env, "SYNC_WAIT_SECS", SYNC_WAIT_SECS_DEFAULT)
 }

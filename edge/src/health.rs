@@ -1,5 +1,6 @@
-//! `GET /health`: the edge and every configured origin, each probed with a short
-//! timeout so one dead origin cannot stall the answer.
+//! `GET /health`: the edge and every origin the Dispatcher knows (configured or
+//! registered by heartbeat), as its heartbeats describe it. An origin never heard from
+//! is probed directly, with a short timeout so one dead origin cannot stall the answer.
 
 use std::time::Duration;
 
@@ -7,7 +8,6 @@ use kiln_shared::origin::OriginHealth;
 use serde_json::{json, Value};
 use worker::{Env, Method, Response};
 
-use crate::config;
 use crate::error::EdgeResult;
 use crate::http::{fetch_with_timeout, json, request};
 
@@ -31,6 +31,7 @@ async fn probe(id: &str, url: &str) -> Value {
                     "slots": h.slots,
                     "busy": h.busy,
                     "models": h.models,
+                    "resident_models": h.resident_models,
                     "vram_free_gb": h.vram_free_gb,
                 }),
                 Err(e) => down(format!("unreadable health answer: {e}")),
@@ -43,8 +44,15 @@ async fn probe(id: &str, url: &str) -> Value {
 }
 
 pub async fn handle(env: &Env) -> EdgeResult<Response> {
-    let origins = config::origins(env)?;
-    let probes = origins.iter().map(|(id, url)| probe(id, url));
+    let origins = crate::catalog::registry(env).await?;
+    let views = crate::dispatcher_do::origins_json(&origins);
+    let probes = origins.iter().zip(views).map(|(o, view)| async move {
+        if o.status == "unknown" {
+            probe(&o.id, &o.url).await
+        } else {
+            view
+        }
+    });
     let results = futures_util::future::join_all(probes).await;
     let any_up = results.iter().any(|o| o["status"] == "up");
     json(

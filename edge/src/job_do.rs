@@ -1,31 +1,39 @@
-//! The Job Durable Object: one per job, the only writer of that job's state. It
-//! dispatches the job to an origin, applies the origin's signed events through
-//! [`JobState::apply`] (each at most once), settles the account's hold exactly once
-//! when the job ends, wakes synchronous waiters, and fails the job with 504 and a
-//! refund when its hard timeout passes (an alarm, so it fires even if nobody asks).
+//! The Job Durable Object: one per job, the only writer of that job's state (DESIGN.md
+//! flows 1, 4 and 6). It queues the job with the Dispatcher, applies the origin's
+//! signed events through [`JobState::apply`] (each at most once), settles the account's
+//! hold exactly once when the job ends (captured if completed, released otherwise),
+//! tells the Dispatcher the slot is free, and fans every change out to the job's SSE
+//! subscribers, the account's stream and synchronous waiters.
+//!
+//! - **Cancel**: queued → cancelled at once; running → cancelled here and the origin is
+//!   told to stop (through the Dispatcher, which knows where it runs); the hold is
+//!   released either way.
+//! - **Lost origin**: the Dispatcher reports an expired lease; the job goes back to the
+//!   queue once (attempt 2, another origin), then fails with a refund.
+//! - **Hard timeout**: an alarm fails the job with 504 and a refund even if nobody asks.
 //!
 //! State lives in SQL only: a panic or eviction resets the isolate, and the in-memory
-//! waiter list is just a latency optimisation over the bounded wait loop.
+//! waiters and subscribers are a latency optimisation (clients reconnect; waits loop).
 
 use std::cell::RefCell;
 use std::time::Duration;
 
 use futures_channel::oneshot;
-use kiln_shared::jobs::{Applied, JobState};
-use kiln_shared::origin::{DispatchJob, EventEnvelope, DISPATCH_PATH};
+use kiln_shared::jobs::{Applied, Ignored, JobState, JobStatus};
+use kiln_shared::origin::{DispatchJob, EventAck, EventEnvelope};
 use kiln_shared::ApiError;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State};
 
 use crate::account_do::SettleRequest;
 use crate::config;
+use crate::dispatcher_do::{dispatcher_stub, Cancel, Done, Enqueue, Lost, LostAnswer, Position};
 use crate::error::{EdgeError, EdgeResult};
-use crate::http::{call_do, fetch_with_timeout, internal_body, json, query_param, request};
+use crate::http::{call_do, internal_body, json, query_param};
 use crate::now_ms;
+use crate::sse::{frame, Hub};
+use crate::user_stream_do::{user_stream_stub, Publish};
 
-/// How long the edge waits for an origin to accept a dispatch.
-const DISPATCH_TIMEOUT_MS: u64 = 10_000;
 /// Retry pace for settling with the Account DO when it could not be reached.
 const SETTLE_RETRY_MS: i64 = 5_000;
 /// A single wait never exceeds this; callers loop for longer windows.
@@ -38,11 +46,17 @@ pub struct JobDo {
     sql: SqlStorage,
     /// Requests waiting for this job to change; woken on every applied event.
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
+    /// Open `GET /v1/jobs/{id}/stream` connections.
+    hub: Hub,
 }
 
+/// A job as Durable Objects pass it around; `queue_position` (1 = next) is set while
+/// the job waits in the queue and the caller asked for it.
 #[derive(Serialize, Deserialize)]
 pub struct JobEnvelope {
     pub job: JobState,
+    #[serde(default)]
+    pub queue_position: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +82,7 @@ impl DurableObject for JobDo {
             env,
             sql,
             waiters: RefCell::new(Vec::new()),
+            hub: Hub::default(),
         }
     }
 
@@ -78,10 +93,16 @@ impl DurableObject for JobDo {
                 Ok(body) => self.create(body.job).await,
                 Err(e) => Err(e),
             },
-            (Method::Get, "/state") => self.get(),
+            (Method::Get, "/state") => self.get(&req).await,
             (Method::Get, "/wait") => self.wait(&req).await,
+            (Method::Get, "/stream") => self.stream().await,
             (Method::Post, "/event") => match internal_body::<EventEnvelope>(&mut req).await {
                 Ok(ev) => self.event(ev).await,
+                Err(e) => Err(e),
+            },
+            (Method::Post, "/cancel") => self.cancel().await,
+            (Method::Post, "/lost") => match internal_body::<Lost>(&mut req).await {
+                Ok(lost) => self.lost(lost).await,
                 Err(e) => Err(e),
             },
             _ => Err(ApiError::route_not_found("DO", &path).into()),
@@ -96,6 +117,19 @@ impl DurableObject for JobDo {
             self.state.storage().set_alarm(SETTLE_RETRY_MS).await?;
         }
         Response::ok("")
+    }
+}
+
+/// The job as an origin receives it.
+pub fn dispatch_job(job: &JobState) -> DispatchJob {
+    DispatchJob {
+        job_id: job.id.clone(),
+        attempt: job.attempt,
+        model_id: job.model_id.clone(),
+        workflow: job.workflow.clone(),
+        params: job.params.clone(),
+        input_files: job.input_files.clone(),
+        test_mode: job.test_mode,
     }
 }
 
@@ -115,8 +149,9 @@ impl JobDo {
         }
     }
 
-    fn load_existing(&self) -> EdgeResult<(JobState, bool, i64)> {
+    fn load_existing(&self) -> EdgeResult<JobState> {
         self.load()?
+            .map(|(job, _, _)| job)
             .ok_or_else(|| ApiError::not_found("job_not_found", "No such job.").into())
     }
 
@@ -134,9 +169,54 @@ impl JobDo {
         }
     }
 
-    async fn create(&self, job: JobState) -> EdgeResult<Response> {
+    /// The job's place in the queue, from the Dispatcher; `None` unless queued.
+    async fn position(&self, job: &JobState) -> Option<u32> {
+        if job.status != JobStatus::Queued {
+            return None;
+        }
+        let path = format!("/position?job_id={}", job.id);
+        let stub = dispatcher_stub(&self.env).ok()?;
+        call_do::<Position>(&stub, Method::Get, &path, None)
+            .await
+            .ok()?
+            .position
+    }
+
+    /// The SSE frame for the job's current state.
+    fn frame_of(job: &JobState, position: Option<u32>) -> String {
+        frame(job.status.as_str(), &job.to_view(&job.base_url, position))
+    }
+
+    /// Tells every listener about the job's new state: SSE subscribers of this job, the
+    /// account's stream, and synchronous waiters.
+    async fn publish(&self, job: &JobState, position: Option<u32>) {
+        let f = Self::frame_of(job, position);
+        self.hub.publish(&f, job.status.is_terminal());
+        self.wake();
+        let body = match serde_json::to_value(Publish { frame: f }) {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        let result: EdgeResult<serde_json::Value> =
+            match user_stream_stub(&self.env, job.account_id.as_str()) {
+                Ok(stub) => call_do(&stub, Method::Post, "/publish", Some(&body)).await,
+                Err(e) => Err(e),
+            };
+        if let Err(e) = result {
+            worker::console_warn!("user stream publish for {}: {e:?}", job.id);
+        }
+    }
+
+    async fn create(&self, mut job: JobState) -> EdgeResult<Response> {
         if let Some((existing, _, _)) = self.load()? {
-            return json(200, &JobEnvelope { job: existing });
+            let queue_position = self.position(&existing).await;
+            return json(
+                200,
+                &JobEnvelope {
+                    job: existing,
+                    queue_position,
+                },
+            );
         }
         let deadline_ms = job.queued_at_ms + (config::job_timeout_secs(&self.env) * 1000) as i64;
         self.sql.exec(
@@ -151,59 +231,60 @@ impl JobDo {
             .storage()
             .set_alarm(deadline_ms.saturating_sub(now_ms()).max(1))
             .await?;
-        let job = self.dispatch(job).await?;
-        json(201, &JobEnvelope { job })
-    }
-
-    /// Hands the job to the first configured origin that accepts it. If none does, the
-    /// job fails with 503 and its hold is released.
-    async fn dispatch(&self, mut job: JobState) -> EdgeResult<JobState> {
-        let keys = config::edge_to_origin_keys(&self.env)?;
-        let body = serde_json::to_vec(&DispatchJob {
-            job_id: job.id.clone(),
-            attempt: job.attempt,
-            model_id: job.model_id.clone(),
-            workflow: job.workflow.clone(),
-            params: job.params.clone(),
-            input_files: job.input_files.clone(),
-            test_mode: job.test_mode,
+        let body = serde_json::to_value(Enqueue {
+            account_id: job.account_id.to_string(),
+            job: dispatch_job(&job),
         })?;
-        let mut last_error = String::from("no origin is configured");
-        for (origin_id, url) in config::origins(&self.env)? {
-            let signed = keys.sign(now_ms() / 1000, "POST", DISPATCH_PATH, &body);
-            let mut headers = vec![("content-type", "application/json")];
-            headers.extend(signed.pairs());
-            let req = request(
-                &format!("{url}{DISPATCH_PATH}"),
-                Method::Post,
-                &headers,
-                Some(body.clone()),
-            )?;
-            match fetch_with_timeout(req, Duration::from_millis(DISPATCH_TIMEOUT_MS)).await {
-                Ok(Some(resp)) if resp.status_code() == 202 => return Ok(job),
-                Ok(Some(resp)) => {
-                    last_error = format!("{origin_id} answered {}", resp.status_code())
+        let queued: EdgeResult<Position> = match dispatcher_stub(&self.env) {
+            Ok(stub) => call_do(&stub, Method::Post, "/enqueue", Some(&body)).await,
+            Err(e) => Err(e),
+        };
+        let queue_position = match queued {
+            Ok(p) => p.position,
+            Err(e) => {
+                let (code, message) = match &e {
+                    EdgeError::Api(api) if api.status() == 503 => {
+                        (api.code(), api.message().to_owned())
+                    }
+                    _ => {
+                        worker::console_error!("enqueue {} failed: {e:?}", job.id);
+                        (
+                            "no_capacity",
+                            "No GPU capacity was available for this job.".to_owned(),
+                        )
+                    }
+                };
+                if job.fail(code, &message, now_ms()) {
+                    self.save(&job)?;
+                    self.settle(&job).await?;
+                    self.publish(&job, None).await;
                 }
-                Ok(None) => last_error = format!("{origin_id} did not answer in time"),
-                Err(e) => last_error = format!("{origin_id}: {e:?}"),
+                None
             }
-        }
-        worker::console_warn!("job {} not dispatched: {last_error}", job.id);
-        if job.fail(
-            "no_capacity",
-            "No GPU capacity was available for this job.",
-            now_ms(),
-        ) {
-            self.save(&job)?;
-            self.settle(&job).await?;
-            self.wake();
-        }
-        Ok(job)
+        };
+        json(
+            201,
+            &JobEnvelope {
+                job,
+                queue_position,
+            },
+        )
     }
 
-    fn get(&self) -> EdgeResult<Response> {
-        let (job, _, _) = self.load_existing()?;
-        json(200, &JobEnvelope { job })
+    async fn get(&self, req: &Request) -> EdgeResult<Response> {
+        let job = self.load_existing()?;
+        let queue_position = if query_param(req, "position")?.is_some() {
+            self.position(&job).await
+        } else {
+            None
+        };
+        json(
+            200,
+            &JobEnvelope {
+                job,
+                queue_position,
+            },
+        )
     }
 
     /// Answers when the job ends or `timeout_ms` passes, whichever is first.
@@ -215,36 +296,156 @@ impl JobDo {
             .min(WAIT_MS_MAX);
         let deadline = now_ms() + timeout_ms as i64;
         loop {
-            let (job, _, _) = self.load_existing()?;
+            let job = self.load_existing()?;
             let remaining = deadline - now_ms();
             if job.status.is_terminal() || remaining <= 0 {
-                return json(200, &JobEnvelope { job });
+                let queue_position = self.position(&job).await;
+                return json(
+                    200,
+                    &JobEnvelope {
+                        job,
+                        queue_position,
+                    },
+                );
             }
             let (tx, rx) = oneshot::channel();
             self.waiters.borrow_mut().push(tx);
             // The timer bounds each wait even if a wake-up is lost to an isolate reset.
             let timer = worker::Delay::from(Duration::from_millis(remaining.min(5_000) as u64));
-            // Either a wake-up or the timer: look at the job again.
             select(rx, timer).await;
         }
     }
 
+    /// `GET /v1/jobs/{id}/stream`: the current state first, then every change; the
+    /// stream ends after the terminal event.
+    async fn stream(&self) -> EdgeResult<Response> {
+        let job = self.load_existing()?;
+        let position = self.position(&job).await;
+        let first = [Self::frame_of(&job, position)];
+        self.hub.subscribe(
+            &first,
+            job.status.is_terminal(),
+            config::sse_ping_secs(&self.env),
+        )
+    }
+
     async fn event(&self, ev: EventEnvelope) -> EdgeResult<Response> {
-        let (mut job, _, _) = self.load_existing()?;
+        let mut job = self.load_existing()?;
         match job.apply(&ev, now_ms()) {
             Err(ignored) => json(
                 200,
-                &json!({"applied": false, "reason": format!("{ignored:?}")}),
+                &EventAck {
+                    applied: false,
+                    // The origin should stop working on a job that ended or moved on.
+                    stop: matches!(ignored, Ignored::Terminal | Ignored::StaleAttempt),
+                },
             ),
             Ok(applied) => {
                 self.save(&job)?;
                 if let Applied::Ended(_) = applied {
                     self.settle(&job).await?;
+                    self.release_slot(&job).await;
                 }
-                self.wake();
-                json(200, &json!({"applied": true, "status": job.status}))
+                self.publish(&job, None).await;
+                json(
+                    200,
+                    &EventAck {
+                        applied: true,
+                        stop: false,
+                    },
+                )
             }
         }
+    }
+
+    /// Tells the Dispatcher the job ended, so its slot goes to the next job. If this
+    /// fails, the job's lease runs out and the Dispatcher cleans up then.
+    async fn release_slot(&self, job: &JobState) {
+        let run_ms = match (job.status, job.started_at_ms, job.completed_at_ms) {
+            (JobStatus::Completed, Some(s), Some(c)) => Some(c - s),
+            _ => None,
+        };
+        let body = serde_json::to_value(Done {
+            job_id: job.id.to_string(),
+            run_ms,
+            workflow: job.workflow.clone(),
+        });
+        let result: EdgeResult<serde_json::Value> = match (body, dispatcher_stub(&self.env)) {
+            (Ok(body), Ok(stub)) => call_do(&stub, Method::Post, "/done", Some(&body)).await,
+            (Err(e), _) => Err(e.into()),
+            (_, Err(e)) => Err(e),
+        };
+        if let Err(e) = result {
+            worker::console_warn!("dispatcher done for {}: {e:?}", job.id);
+        }
+    }
+
+    /// Takes the job out of the queue or off its origin (which is told to stop).
+    async fn withdraw(&self, job: &JobState) {
+        let body = serde_json::to_value(Cancel {
+            job_id: job.id.to_string(),
+        });
+        let result: EdgeResult<serde_json::Value> = match (body, dispatcher_stub(&self.env)) {
+            (Ok(body), Ok(stub)) => call_do(&stub, Method::Post, "/cancel", Some(&body)).await,
+            (Err(e), _) => Err(e.into()),
+            (_, Err(e)) => Err(e),
+        };
+        if let Err(e) = result {
+            worker::console_warn!("dispatcher cancel for {}: {e:?}", job.id);
+        }
+    }
+
+    async fn cancel(&self) -> EdgeResult<Response> {
+        let mut job = self.load_existing()?;
+        if !job.cancel(now_ms()) {
+            return Err(ApiError::conflict(
+                "job_ended",
+                format!(
+                    "The job already ended ({}); there is nothing to cancel.",
+                    job.status.as_str()
+                ),
+            )
+            .into());
+        }
+        self.save(&job)?;
+        self.settle(&job).await?;
+        self.withdraw(&job).await;
+        self.publish(&job, None).await;
+        json(
+            200,
+            &JobEnvelope {
+                job,
+                queue_position: None,
+            },
+        )
+    }
+
+    /// The Dispatcher found the job's origin silent past its lease.
+    async fn lost(&self, lost: Lost) -> EdgeResult<Response> {
+        let mut job = self.load_existing()?;
+        if job.status.is_terminal() || job.attempt != lost.attempt {
+            return json(200, &LostAnswer { requeue: None });
+        }
+        if lost.can_retry && job.may_retry() {
+            job.requeue();
+            self.save(&job)?;
+            self.publish(&job, None).await;
+            return json(
+                200,
+                &LostAnswer {
+                    requeue: Some(dispatch_job(&job)),
+                },
+            );
+        }
+        job.fail(
+            "origin_lost",
+            "The GPU running this job stopped answering and no other could take it over.",
+            now_ms(),
+        );
+        self.save(&job)?;
+        self.settle(&job).await?;
+        self.publish(&job, None).await;
+        json(200, &LostAnswer { requeue: None })
     }
 
     /// Captures (completed) or releases (anything else) the job's hold, once. If the
@@ -261,7 +462,7 @@ impl JobDo {
             .get_stub()?;
         let body = serde_json::to_value(SettleRequest {
             job_id: job.id.to_string(),
-            capture: job.status == kiln_shared::jobs::JobStatus::Completed,
+            capture: job.status == JobStatus::Completed,
         })?;
         match call_do::<serde_json::Value>(&stub, Method::Post, "/settle", Some(&body)).await {
             Ok(_) => self.mark_settled(job),
@@ -297,7 +498,10 @@ impl JobDo {
                 now,
             );
             self.save(&job)?;
-            self.wake();
+            self.settle(&job).await?;
+            self.withdraw(&job).await;
+            self.publish(&job, None).await;
+            return Ok(());
         }
         if !settled {
             self.settle(&job).await?;

@@ -5,13 +5,18 @@
 //! - [`accounts`], [`credits`], [`keys`], [`usage`] — registration, balances, keys, the ledger.
 //! - [`billing`], [`admin`] — Stripe top-ups and operator adjustments.
 //! - [`idempotency`] — `Idempotency-Key` on the POSTs that create things.
-//! - [`images`]  — `POST /v1/images/generations`: validate, price, hold, create, wait.
-//! - [`jobs`]    — `GET /v1/jobs/{id}`.
+//! - [`generate`] — `POST /v1/images/generations` and `/v1/video/generations`: validate,
+//!   price, hold, create, wait.
+//! - [`jobs`]    — get, cancel, list active, stream (SSE), estimate.
+//! - [`catalog`] — `GET /v1/models`, `GET /v1/queue/status`.
+//! - [`sse`]     — event-stream frames and the subscriber hub.
 //! - [`outputs`] — `GET /outputs/{filename}` from R2, with ranges and long caching.
 //! - [`origin_callbacks`] — signed events and output uploads from origins.
 //! - [`health`], [`openapi`] — service status and the API document.
 //! - Durable Objects: [`account_do`] (keys, ledger), [`job_do`] (one job's lifecycle),
-//!   [`email_do`] (one trial per email), [`probe_do`] (a no-op, for health and benchmarks).
+//!   [`dispatcher_do`] (origin registry, fair queue, leases), [`user_stream_do`] (an
+//!   account's event stream), [`email_do`] (one trial per email), [`probe_do`] (a
+//!   no-op, for health and benchmarks).
 //! - [`config`], [`http`], [`error`] — configuration, HTTP helpers, the error type.
 //!
 //! Rules shared with the origin and the tests (validation, prices, job states,
@@ -22,14 +27,16 @@ pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod billing;
+pub mod catalog;
 pub mod config;
 pub mod credits;
+pub mod dispatcher_do;
 pub mod email_do;
 pub mod error;
+pub mod generate;
 pub mod health;
 pub mod http;
 pub mod idempotency;
-pub mod images;
 pub mod job_do;
 pub mod jobs;
 pub mod keys;
@@ -38,7 +45,9 @@ pub mod origin_callbacks;
 pub mod outputs;
 pub mod probe_do;
 pub mod router;
+pub mod sse;
 pub mod usage;
+pub mod user_stream_do;
 
 use worker::{event, Context, Env, Request, Response};
 

@@ -1,19 +1,21 @@
 //! What origins send back, signed with the origin→edge keyring: progress and terminal
 //! events (`POST /internal/origin/jobs/{id}/events`) and output files
 //! (`PUT /internal/origin/jobs/{id}/outputs/{filename}`, stored in R2 before the
-//! `completed` event names them). Unsigned, stale or forged requests are refused
+//! `completed` event names them), and heartbeats (`POST /internal/origin/heartbeat`,
+//! for the Dispatcher's registry and leases). Unsigned, stale or forged requests are refused
 //! before anything is read from or written to storage.
 
 use std::collections::HashMap;
 
 use kiln_shared::ids::{Filename, JobId};
-use kiln_shared::origin::EventEnvelope;
+use kiln_shared::origin::{EventEnvelope, Heartbeat};
 use kiln_shared::signing::{ReceivedHeaders, HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use kiln_shared::ApiError;
 use serde_json::Value;
 use worker::{Env, HttpMetadata, Method, Request, Response};
 
 use crate::config;
+use crate::dispatcher_do::dispatcher_stub;
 use crate::error::EdgeResult;
 use crate::http::{body_bytes, call_do, json};
 use crate::job_do::JobEnvelope;
@@ -65,6 +67,30 @@ pub async fn handle_event(mut req: Request, env: &Env, id: &str) -> EdgeResult<R
         Method::Post,
         "/event",
         Some(&serde_json::to_value(&envelope)?),
+    )
+    .await?;
+    json(200, &result)
+}
+
+/// `POST /internal/origin/heartbeat`: a signed [`Heartbeat`] registers the origin with
+/// the Dispatcher and renews the leases of the jobs it lists.
+pub async fn handle_heartbeat(mut req: Request, env: &Env) -> EdgeResult<Response> {
+    let body = body_bytes(&mut req, EVENT_BYTES_MAX).await?;
+    verify(&req, env, &body)?;
+    let hb: Heartbeat = serde_json::from_slice(&body).map_err(ApiError::invalid_json)?;
+    let ok = hb.url.starts_with("http://") || hb.url.starts_with("https://");
+    if !ok || hb.origin_id.is_empty() || hb.origin_id.len() > 64 {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "A heartbeat needs an origin_id and an http(s) url.",
+        )
+        .into());
+    }
+    let result: Value = call_do(
+        &dispatcher_stub(env)?,
+        Method::Post,
+        "/heartbeat",
+        Some(&serde_json::to_value(&hb)?),
     )
     .await?;
     json(200, &result)

@@ -9,7 +9,7 @@ use worker::{Env, Method, Request, Response};
 use crate::auth::{authenticate, Caller};
 use crate::error::{EdgeError, EdgeResult};
 use crate::{
-    accounts, admin, billing, credits, health, idempotency, images, jobs, keys, openapi,
+    accounts, admin, billing, catalog, credits, generate, health, idempotency, jobs, keys, openapi,
     origin_callbacks, outputs, usage,
 };
 
@@ -25,6 +25,10 @@ enum Public<'a> {
     AdminLedgerBench,
     OriginEvents(&'a str),
     OriginOutput(&'a str, &'a str),
+    OriginHeartbeat,
+    Models,
+    QueueStatus,
+    JobEstimate,
 }
 
 /// Routes that need an API key.
@@ -35,7 +39,19 @@ enum Keyed<'a> {
     Key(&'a str),
     KeyReveal(&'a str),
     ImageGenerations,
+    VideoGenerations,
     Job(&'a str),
+    JobsActive,
+    JobStream(&'a str),
+    UserStream,
+}
+
+impl Keyed<'_> {
+    /// Event streams also take the key as `?key=` (browsers' EventSource cannot send
+    /// headers).
+    fn key_in_query(&self) -> bool {
+        matches!(self, Keyed::JobStream(_) | Keyed::UserStream)
+    }
 }
 
 enum Resolved<'a> {
@@ -61,13 +77,21 @@ fn resolve<'a>(segments: &[&'a str]) -> Option<(Resolved<'a>, &'static [Method])
         ["internal", "origin", "jobs", id, "outputs", name] => {
             (P(Public::OriginOutput(id, name)), &[Put])
         }
+        ["internal", "origin", "heartbeat"] => (P(Public::OriginHeartbeat), &[Post]),
+        ["v1", "models"] => (P(Public::Models), &[Get]),
+        ["v1", "queue", "status"] => (P(Public::QueueStatus), &[Get]),
+        ["v1", "jobs", "estimate"] => (P(Public::JobEstimate), &[Get]),
         ["v1", "credits"] => (K(Keyed::Credits), &[Get]),
         ["v1", "usage"] => (K(Keyed::Usage), &[Get]),
         ["v1", "keys"] => (K(Keyed::Keys), &[Get, Post]),
         ["v1", "keys", id] => (K(Keyed::Key(id)), &[Delete]),
         ["v1", "keys", id, "reveal"] => (K(Keyed::KeyReveal(id)), &[Post]),
         ["v1", "images", "generations"] => (K(Keyed::ImageGenerations), &[Post]),
-        ["v1", "jobs", id] => (K(Keyed::Job(id)), &[Get]),
+        ["v1", "video", "generations"] => (K(Keyed::VideoGenerations), &[Post]),
+        ["v1", "jobs", "active"] => (K(Keyed::JobsActive), &[Get]),
+        ["v1", "jobs", "stream", "user"] => (K(Keyed::UserStream), &[Get]),
+        ["v1", "jobs", id, "stream"] => (K(Keyed::JobStream(id)), &[Get]),
+        ["v1", "jobs", id] => (K(Keyed::Job(id)), &[Get, Delete]),
         _ => return None,
     })
 }
@@ -101,11 +125,15 @@ async fn public(route: Public<'_>, req: Request, env: Env) -> EdgeResult<Respons
         Public::OriginOutput(id, name) => {
             origin_callbacks::handle_output(req, &env, id, name).await
         }
+        Public::OriginHeartbeat => origin_callbacks::handle_heartbeat(req, &env).await,
+        Public::Models => catalog::handle_models(&env).await,
+        Public::QueueStatus => catalog::handle_queue_status(&env).await,
+        Public::JobEstimate => jobs::handle_estimate(&req, &env).await,
     }
 }
 
 async fn keyed(route: Keyed<'_>, req: Request, env: Env) -> EdgeResult<Response> {
-    let caller = authenticate(&req, &env).await?;
+    let caller = authenticate(&req, &env, route.key_in_query()).await?;
     let resp = if caller.rate.allowed {
         handle_keyed(route, req, &env, &caller)
             .await
@@ -150,12 +178,22 @@ async fn handle_keyed(
         (Keyed::Key(id), _) => keys::handle_revoke(caller, id).await,
         (Keyed::KeyReveal(id), _) => keys::handle_reveal(caller, id).await,
         (Keyed::ImageGenerations, _) => {
-            idempotency::run(req, caller, images::BODY_BYTES_MAX, |req, body| {
-                images::handle_generate(req, body, env, caller)
+            idempotency::run(req, caller, generate::BODY_BYTES_MAX, |req, body| {
+                generate::handle_image(req, body, env, caller)
             })
             .await
         }
+        (Keyed::VideoGenerations, _) => {
+            idempotency::run(req, caller, generate::BODY_BYTES_MAX, |req, body| {
+                generate::handle_video(req, body, env, caller)
+            })
+            .await
+        }
+        (Keyed::Job(id), Delete) => jobs::handle_cancel(&req, env, caller, id).await,
         (Keyed::Job(id), _) => jobs::handle_get(&req, env, caller, id).await,
+        (Keyed::JobsActive, _) => jobs::handle_active(&req, env, caller).await,
+        (Keyed::JobStream(id), _) => jobs::handle_stream(env, caller, id).await,
+        (Keyed::UserStream, _) => jobs::handle_user_stream(env, caller).await,
     }
 }
 

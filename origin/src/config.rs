@@ -12,6 +12,8 @@
 //! | `KILN_SLOTS` | `1` | jobs run at once (one per GPU slot); a dispatch beyond that gets 503 |
 //! | `KILN_SIM_STEP_MS` | `150` | sim pace per denoising step, so progress looks like a real GPU's |
 //! | `KILN_SIM_LOAD_MS` | `400` | sim model-load time, paid once per model per process |
+//! | `KILN_PUBLIC_URL` | `http://{bound address}` | where the edge reaches this origin, sent in heartbeats; set it when the origin listens on `0.0.0.0` or behind a proxy |
+//! | `KILN_HEARTBEAT_MS` | `5000` | heartbeat period (100–60000); `0` turns heartbeats off, for tests that drive the router alone |
 //!
 //! Secrets live only inside [`Keyring`], whose `Debug` never shows them, so printing a
 //! [`Config`] or a [`ConfigError`] cannot leak one.
@@ -31,6 +33,11 @@ pub const SIM_STEP_MS_DEFAULT: u64 = 150;
 pub const SIM_LOAD_MS_DEFAULT: u64 = 400;
 /// Longer paces only make a slot look hung; refuse them at startup.
 pub const SIM_PACE_MS_MAX: u64 = 60_000;
+pub const HEARTBEAT_MS_DEFAULT: u64 = 5_000;
+/// Faster than this is load on the edge for no gain in freshness.
+pub const HEARTBEAT_MS_MIN: u64 = 100;
+/// Slower than this and the edge's leases (about a minute) would lapse between beats.
+pub const HEARTBEAT_MS_MAX: u64 = 60_000;
 
 /// Everything the origin needs to start.
 #[derive(Debug, Clone)]
@@ -49,6 +56,11 @@ pub struct Config {
     /// Jobs that may run at once.
     pub slots: u32,
     pub sim: SimConfig,
+    /// Where the edge reaches this origin, without a trailing slash; `None` means
+    /// `http://{bound address}`, known only once bound (port 0 picks one).
+    pub public_url: Option<String>,
+    /// How often to tell the edge this origin is alive; `None` sends no heartbeats.
+    pub heartbeat: Option<Duration>,
 }
 
 /// The engines this build can run.
@@ -204,6 +216,10 @@ impl Config {
                     SIM_LOAD_MS_DEFAULT,
                 )?,
             },
+            public_url: get("KILN_PUBLIC_URL")
+                .map(|url| public_url("KILN_PUBLIC_URL", url))
+                .transpose()?,
+            heartbeat: heartbeat("KILN_HEARTBEAT_MS", get("KILN_HEARTBEAT_MS"))?,
         })
     }
 }
@@ -252,6 +268,43 @@ fn pace(
     Ok(Duration::from_millis(ms))
 }
 
+/// An `http(s)://host[:port]` base URL; a trailing slash is dropped so paths append.
+fn public_url(var: &'static str, url: String) -> Result<String, ConfigError> {
+    let authority = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .map(|rest| rest.trim_end_matches('/'));
+    let ok = authority.is_some_and(|a| {
+        !a.is_empty() && !a.contains(|c: char| c.is_whitespace() || matches!(c, '?' | '#'))
+    });
+    if !ok {
+        return Err(ConfigError::Invalid {
+            var,
+            value: url,
+            why: "want an http(s) URL such as https://gpu-1.example.com:8788".to_owned(),
+        });
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn heartbeat(var: &'static str, value: Option<String>) -> Result<Option<Duration>, ConfigError> {
+    let ms: u64 = parse_var(
+        var,
+        value.as_deref(),
+        &HEARTBEAT_MS_DEFAULT.to_string(),
+        "want milliseconds",
+    )?;
+    match ms {
+        0 => Ok(None),
+        HEARTBEAT_MS_MIN..=HEARTBEAT_MS_MAX => Ok(Some(Duration::from_millis(ms))),
+        _ => Err(ConfigError::Invalid {
+            var,
+            value: ms.to_string(),
+            why: format!("want {HEARTBEAT_MS_MIN}–{HEARTBEAT_MS_MAX} ms, or 0 for no heartbeats"),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +347,29 @@ mod tests {
                 load: Duration::from_millis(400)
             }
         );
+        assert_eq!(c.public_url, None);
+        assert_eq!(c.heartbeat, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn public_url_and_heartbeat_settings() {
+        let c = from(
+            &[
+                ("KILN_PUBLIC_URL", "https://gpu-1.example.com:8788/"),
+                ("KILN_HEARTBEAT_MS", "100"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.public_url.as_deref(),
+            Some("https://gpu-1.example.com:8788")
+        );
+        assert_eq!(c.heartbeat, Some(Duration::from_millis(100)));
+        let c = from(&[("KILN_HEARTBEAT_MS", "60000")], &[]).unwrap();
+        assert_eq!(c.heartbeat, Some(Duration::from_secs(60)));
+        let c = from(&[("KILN_HEARTBEAT_MS", "0")], &[]).unwrap();
+        assert_eq!(c.heartbeat, None);
     }
 
     #[test]
@@ -330,6 +406,21 @@ mod tests {
             (&[("KILN_SLOTS", "0")], &[], "KILN_SLOTS"),
             (&[("KILN_SLOTS", "two")], &[], "KILN_SLOTS"),
             (&[("KILN_SIM_STEP_MS", "-1")], &[], "KILN_SIM_STEP_MS"),
+            (&[("KILN_HEARTBEAT_MS", "99")], &[], "KILN_HEARTBEAT_MS"),
+            (&[("KILN_HEARTBEAT_MS", "60001")], &[], "KILN_HEARTBEAT_MS"),
+            (&[("KILN_HEARTBEAT_MS", "5s")], &[], "KILN_HEARTBEAT_MS"),
+            (&[("KILN_PUBLIC_URL", "gpu-1:8788")], &[], "KILN_PUBLIC_URL"),
+            (&[("KILN_PUBLIC_URL", "http://")], &[], "KILN_PUBLIC_URL"),
+            (
+                &[("KILN_PUBLIC_URL", "ftp://gpu-1")],
+                &[],
+                "KILN_PUBLIC_URL",
+            ),
+            (
+                &[("KILN_PUBLIC_URL", "http://gpu 1")],
+                &[],
+                "KILN_PUBLIC_URL",
+            ),
             (
                 &[("KILN_ORIGIN_ADDR", "localhost")],
                 &[],

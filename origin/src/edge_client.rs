@@ -1,17 +1,20 @@
 //! Signed calls from the origin to the edge's internal endpoints
-//! ([`kiln_shared::origin`]): job events and output uploads.
+//! ([`kiln_shared::origin`]): job events, output uploads and heartbeats.
 //!
 //! Every attempt is signed afresh with the origin→edge keyring, so a retry late in the
 //! budget still carries a timestamp inside the edge's skew window. Network errors and
 //! 5xx answers are retried with exponential backoff; a 4xx is the edge refusing the
 //! request on purpose and is never retried. The edge answers 2xx to an event it has
-//! already applied, so retrying after a lost answer is safe.
+//! already applied, so retrying after a lost answer is safe. Its answer to an event is
+//! an [`EventAck`]; an answer that does not parse as one is read as "carry on".
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kiln_shared::ids::{Filename, JobId};
-use kiln_shared::origin::{events_path, output_path, EventEnvelope};
+use kiln_shared::origin::{
+    events_path, output_path, EventAck, EventEnvelope, Heartbeat, HEARTBEAT_PATH,
+};
 use kiln_shared::signing::Keyring;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
@@ -19,6 +22,8 @@ use reqwest::{Method, StatusCode};
 /// A stalled edge must not hold a slot forever; an upload of a 2048×2048 PNG over a
 /// healthy link takes well under this.
 pub const REQUEST_SECS_MAX: u64 = 30;
+/// A heartbeat that takes longer than this is stale before it lands; the next one follows.
+pub const HEARTBEAT_REQUEST_MS_MAX: u64 = 2_000;
 pub const CONNECT_SECS_MAX: u64 = 5;
 pub const BACKOFF_MS_FIRST: u64 = 100;
 pub const BACKOFF_MS_MAX: u64 = 5_000;
@@ -31,6 +36,8 @@ pub struct RetryPolicy {
     pub attempts_max: u32,
     /// Total time across attempts; no new attempt starts after it.
     pub budget: Duration,
+    /// How long one attempt may take.
+    pub request_timeout: Duration,
 }
 
 impl RetryPolicy {
@@ -38,12 +45,20 @@ impl RetryPolicy {
     pub const PROGRESS: Self = Self {
         attempts_max: 3,
         budget: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(REQUEST_SECS_MAX),
     };
     /// Uploads and terminal events: the job's result hangs on them, so ride out an edge
     /// restart (about a minute) before leaving the job to the edge's lease.
     pub const ESSENTIAL: Self = Self {
         attempts_max: u32::MAX,
         budget: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(REQUEST_SECS_MAX),
+    };
+    /// Heartbeats: one quick try; the next heartbeat is the retry.
+    pub const HEARTBEAT: Self = Self {
+        attempts_max: 1,
+        budget: Duration::from_millis(HEARTBEAT_REQUEST_MS_MAX),
+        request_timeout: Duration::from_millis(HEARTBEAT_REQUEST_MS_MAX),
     };
 }
 
@@ -87,22 +102,39 @@ impl EdgeClient {
         }
     }
 
-    /// `POST` one event of one job attempt.
+    /// `POST` one event of one job attempt. Returns the edge's [`EventAck`], or `None`
+    /// when its answer was not one (then the job carries on).
     pub async fn send_event(
         &self,
         job_id: &JobId,
         envelope: &EventEnvelope,
         policy: RetryPolicy,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<Option<EventAck>, DeliveryError> {
         let body = serde_json::to_vec(envelope).expect("events always serialize");
+        let answer = self
+            .send(
+                Method::POST,
+                &events_path(job_id),
+                Bytes::from(body),
+                "application/json",
+                policy,
+            )
+            .await?;
+        Ok(serde_json::from_slice(&answer).ok())
+    }
+
+    /// `POST` one heartbeat, tried once.
+    pub async fn send_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), DeliveryError> {
+        let body = serde_json::to_vec(heartbeat).expect("heartbeats always serialize");
         self.send(
             Method::POST,
-            &events_path(job_id),
+            HEARTBEAT_PATH,
             Bytes::from(body),
             "application/json",
-            policy,
+            RetryPolicy::HEARTBEAT,
         )
         .await
+        .map(drop)
     }
 
     /// `PUT` one output file; must succeed before `completed` is sent.
@@ -120,8 +152,10 @@ impl EdgeClient {
             RetryPolicy::ESSENTIAL,
         )
         .await
+        .map(drop)
     }
 
+    /// Sends until a 2xx (whose body it returns), a 4xx, or the policy gives up.
     async fn send(
         &self,
         method: Method,
@@ -129,7 +163,7 @@ impl EdgeClient {
         body: Bytes,
         content_type: &str,
         policy: RetryPolicy,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<Bytes, DeliveryError> {
         let started = Instant::now();
         let mut backoff = Duration::from_millis(BACKOFF_MS_FIRST);
         let mut attempts = 0;
@@ -142,12 +176,17 @@ impl EdgeClient {
                 .http
                 .request(method.clone(), format!("{}{path}", self.base_url))
                 .header(CONTENT_TYPE, content_type)
+                .timeout(policy.request_timeout)
                 .body(body.clone());
             for (name, value) in signed.pairs() {
                 request = request.header(name, value);
             }
             let last = match request.send().await {
-                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) if response.status().is_success() => match response.bytes().await {
+                    Ok(answer) => return Ok(answer),
+                    // The edge took the request; only its answer was cut short.
+                    Err(_) => return Ok(Bytes::new()),
+                },
                 Ok(response) if response.status().is_client_error() => {
                     let status = response.status();
                     let body = response.text().await.unwrap_or_default();

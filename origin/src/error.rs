@@ -25,6 +25,8 @@ pub enum AppError {
     DuplicateDispatch { job_id: JobId, attempt: u32 },
     #[error("every slot is busy")]
     NoCapacity,
+    #[error("no attempt of job {job_id:?} is in progress here")]
+    JobNotFound { job_id: String },
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     #[error("{method} is not allowed on {path}")]
@@ -59,6 +61,10 @@ impl AppError {
                 format!("Job {job_id} attempt {attempt} was already dispatched to this origin."),
             ),
             AppError::NoCapacity => ApiError::no_capacity(),
+            AppError::JobNotFound { job_id } => ApiError::not_found(
+                "job_not_found",
+                format!("No job {job_id} is running on this origin."),
+            ),
             AppError::RouteNotFound { method, path } => ApiError::route_not_found(method, path),
             AppError::MethodNotAllowed { method, path } => {
                 ApiError::method_not_allowed(method, path)

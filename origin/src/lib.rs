@@ -5,20 +5,30 @@
 //! - [`startup`]     — [`startup::Application`] (bind, serve, shut down) and
 //!   [`startup::app`], the router that tests drive with `tower::ServiceExt::oneshot`.
 //! - [`error`]       — [`error::AppError`], the one place errors become the API's error shape.
-//! - [`routes`]      — `GET /health` and the edge's `POST /v1/jobs` dispatch.
+//! - [`routes`]      — `GET /health`, the edge's `POST /v1/jobs` dispatch and
+//!   `DELETE /v1/jobs/{job_id}` cancel.
 //! - [`replay`]      — remembers accepted dispatches so a replayed one is refused.
-//! - [`runner`]      — runs one admitted job: engine progress → signed events → upload → result.
+//! - [`running`]     — the job attempts in progress and the GPU slots they hold.
+//! - [`runner`]      — runs one admitted job: engine progress → signed events → upload →
+//!   slot released → result; abandons it when told to stop.
+//! - [`heartbeat`]   — tells the edge every few seconds that this origin is alive and what it runs.
+//! - [`flag`]        — a set-once signal tasks wait on (stop, slot released).
 //! - [`engine`]      — the engines a job can run on; only [`engine::sim`] exists today.
+//! - [`video`]       — H.264 MP4 files for the sim engine's video jobs.
 //! - [`edge_client`] — signed, retried calls from the origin to the edge's internal endpoints.
 
 pub mod config;
 pub mod edge_client;
 pub mod engine;
 pub mod error;
+pub mod flag;
+pub mod heartbeat;
 pub mod replay;
 pub mod routes;
 pub mod runner;
+pub mod running;
 pub mod startup;
+pub mod video;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

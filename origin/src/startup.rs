@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{BoxError, Router};
-use kiln_shared::origin::DISPATCH_PATH;
+use kiln_shared::origin::{Heartbeat, OriginHealth, DISPATCH_PATH};
 use kiln_shared::signing::Keyring;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -21,9 +21,12 @@ use crate::config::Config;
 use crate::edge_client::EdgeClient;
 use crate::engine::Engine;
 use crate::error::AppError;
+use crate::flag::Flag;
+use crate::heartbeat;
 use crate::replay::SeenDispatches;
 use crate::routes::{health, jobs};
 use crate::runner::Runner;
+use crate::running::RunningJobs;
 
 /// Every request the origin serves is small; one that takes longer is stuck.
 pub const REQUEST_SECS_MAX: u64 = 30;
@@ -34,12 +37,15 @@ pub const DRAIN_SECS_MAX: u64 = 75;
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// Verifies dispatches.
+    /// Verifies the edge's dispatches and cancels.
     pub dispatch_keys: Arc<Keyring>,
-    /// One permit per slot; a running job holds one until its result is delivered.
+    /// One permit per slot; a running job holds one until its engine work is over
+    /// (see [`crate::running`]).
     pub slots: Arc<Semaphore>,
     pub slots_total: u32,
     pub seen: Arc<Mutex<SeenDispatches>>,
+    /// The job attempts in progress, for cancels, heartbeats and shutdown.
+    pub running: Arc<RunningJobs>,
     pub runner: Arc<Runner>,
 }
 
@@ -50,6 +56,7 @@ impl AppState {
             slots: Arc::new(Semaphore::new(config.slots as usize)),
             slots_total: config.slots,
             seen: Arc::new(Mutex::new(SeenDispatches::default())),
+            running: Arc::new(RunningJobs::default()),
             runner: Arc::new(Runner {
                 origin_id: config.origin_id.clone(),
                 engine: Engine::from_config(config),
@@ -64,6 +71,40 @@ impl AppState {
             .saturating_sub(self.slots.available_permits() as u32)
     }
 
+    /// What `GET /health` answers.
+    pub fn health(&self) -> OriginHealth {
+        let engine = &self.runner.engine;
+        OriginHealth {
+            status: "ok".to_owned(),
+            origin_id: self.runner.origin_id.clone(),
+            engine: engine.name().to_owned(),
+            simulated: engine.simulated(),
+            slots: self.slots_total,
+            busy: self.busy(),
+            models: engine.models(),
+            resident_models: engine.resident_models(),
+            // Only a real GPU engine can report this.
+            vram_free_gb: None,
+        }
+    }
+
+    /// A heartbeat as of now; `url` is where the edge reaches this origin.
+    pub fn heartbeat(&self, url: &str) -> Heartbeat {
+        let health = self.health();
+        Heartbeat {
+            origin_id: health.origin_id,
+            url: url.to_owned(),
+            engine: health.engine,
+            simulated: health.simulated,
+            slots: health.slots,
+            busy: health.busy,
+            models: health.models,
+            resident_models: health.resident_models,
+            running: self.running.list(),
+            vram_free_gb: health.vram_free_gb,
+        }
+    }
+
     pub(crate) fn lock_seen(&self) -> MutexGuard<'_, SeenDispatches> {
         // Every update leaves the guard consistent, so a poisoned lock is still usable.
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
@@ -75,6 +116,10 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::handle_health))
         .route(DISPATCH_PATH, post(jobs::handle_dispatch))
+        .route(
+            &format!("{DISPATCH_PATH}/{{job_id}}"),
+            delete(jobs::handle_cancel),
+        )
         .fallback(crate::routes::handle_not_found)
         .method_not_allowed_fallback(crate::routes::handle_method_not_allowed)
         .layer(DefaultBodyLimit::max(jobs::BODY_BYTES_MAX))
@@ -99,6 +144,9 @@ async fn handle_layer_error(error: BoxError) -> AppError {
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
+    /// Where the edge reaches this origin, as heartbeats say.
+    public_url: String,
+    heartbeat: Option<Duration>,
     state: AppState,
 }
 
@@ -110,12 +158,22 @@ impl Application {
         Ok(Self {
             listener,
             addr,
+            public_url: config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}")),
+            heartbeat: config.heartbeat,
             state: AppState::new(&config),
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `KILN_PUBLIC_URL`, or `http://` and the bound address.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     pub fn port(&self) -> u16 {
@@ -129,30 +187,54 @@ impl Application {
 
     /// Serves until `stop` resolves: stops accepting, finishes in-flight requests, then
     /// waits up to [`DRAIN_SECS_MAX`] for running jobs to deliver their results.
+    /// Heartbeats go out from the start until the running jobs are drained, so the edge
+    /// keeps renewing those jobs' leases meanwhile.
     pub async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(addr = %self.addr, "serving");
-        axum::serve(self.listener, app(self.state.clone()))
+        tracing::info!(addr = %self.addr, public_url = %self.public_url, "serving");
+        let heartbeats_stop = Flag::new();
+        let heartbeats = self.heartbeat.map(|every| {
+            tokio::spawn(heartbeat::send_every(
+                self.state.clone(),
+                self.public_url.clone(),
+                every,
+                heartbeats_stop.clone(),
+            ))
+        });
+        let served = axum::serve(self.listener, app(self.state.clone()))
             .with_graceful_shutdown(stop)
-            .await?;
-        let running = self.state.busy();
-        if running > 0 {
-            tracing::info!(running, "waiting for running jobs before exiting");
-            let all = self.state.slots.acquire_many(self.state.slots_total);
-            if tokio::time::timeout(Duration::from_secs(DRAIN_SECS_MAX), all)
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    running = self.state.busy(),
-                    "jobs still running at exit; the edge will time them out and refund them"
-                );
-            }
+            .await;
+        if served.is_ok() {
+            drain(&self.state).await;
         }
+        heartbeats_stop.set();
+        if let Some(task) = heartbeats {
+            let _ = task.await;
+        }
+        served?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Waits up to [`DRAIN_SECS_MAX`] for every running job to deliver its result.
+async fn drain(state: &AppState) {
+    let running = state.running.list().len();
+    if running == 0 {
+        return;
+    }
+    tracing::info!(running, "waiting for running jobs before exiting");
+    let drained = state.running.wait_until_empty();
+    if tokio::time::timeout(Duration::from_secs(DRAIN_SECS_MAX), drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            running = state.running.list().len(),
+            "jobs still running at exit; the edge will time them out and refund them"
+        );
     }
 }
 

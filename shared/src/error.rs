@@ -206,6 +206,11 @@ fn known_code(code: &str) -> &'static str {
         "key_not_found",
         "account_not_found",
         "invalid_admin_token",
+        "invalid_num_frames",
+        "origin_lost",
+        "queue_full",
+        "unknown_workflow",
+        "cancelled",
     ];
     CODES
         .iter()

@@ -12,6 +12,7 @@ use crate::images::ImageParams;
 use crate::money::MicroUsd;
 use crate::origin::{EventEnvelope, OriginEvent, OutputMeta};
 use crate::time::rfc3339;
+use crate::video::VideoParams;
 
 /// A reference the client echoes back to itself; bounded so it fits in every event.
 pub const REPLY_REF_LEN_MAX: usize = 1024;
@@ -19,6 +20,8 @@ pub const REPLY_REF_LEN_MAX: usize = 1024;
 pub const REPLY_URL_LEN_MAX: usize = 2048;
 /// useapi-style `pollForResult`: each poll is 3 s, at most 20 (60 s, under proxy cut-offs).
 pub const POLLS_MAX: i64 = 20;
+/// A job whose origin goes silent is dispatched once more elsewhere, then failed.
+pub const ATTEMPTS_MAX: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,6 +58,16 @@ impl JobStatus {
 #[serde(rename_all = "snake_case")]
 pub enum JobType {
     Image,
+    Video,
+}
+
+impl JobType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::Image => "image",
+            JobType::Video => "video",
+        }
+    }
 }
 
 /// What the engine runs, by job type.
@@ -62,30 +75,43 @@ pub enum JobType {
 #[serde(tag = "job_type", rename_all = "snake_case")]
 pub enum JobParams {
     Image(ImageParams),
+    Video(VideoParams),
 }
 
 impl JobParams {
     pub fn job_type(&self) -> JobType {
         match self {
             JobParams::Image(_) => JobType::Image,
+            JobParams::Video(_) => JobType::Video,
         }
     }
 
     pub fn seed(&self) -> u64 {
         match self {
             JobParams::Image(p) => p.seed,
+            JobParams::Video(p) => p.seed,
         }
     }
 
     pub fn total_steps(&self) -> u32 {
         match self {
             JobParams::Image(p) => p.steps,
+            JobParams::Video(p) => p.total_steps(),
         }
     }
 
     pub fn prompt(&self) -> &str {
         match self {
             JobParams::Image(p) => &p.prompt,
+            JobParams::Video(p) => &p.prompt,
+        }
+    }
+
+    /// What the job is billed by: images, or seconds of video.
+    pub fn units(&self) -> f64 {
+        match self {
+            JobParams::Image(_) => 1.0,
+            JobParams::Video(p) => p.duration_s(),
         }
     }
 }
@@ -195,6 +221,9 @@ pub struct JobState {
     pub cost: MicroUsd,
     pub reply_url: Option<String>,
     pub reply_ref: Option<String>,
+    /// The edge's public origin the job was submitted to, for output URLs in events.
+    #[serde(default)]
+    pub base_url: String,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub queued_at_ms: i64,
@@ -241,6 +270,7 @@ pub struct NewJob {
     pub cost: MicroUsd,
     pub reply_url: Option<String>,
     pub reply_ref: Option<String>,
+    pub base_url: String,
 }
 
 impl JobState {
@@ -265,6 +295,7 @@ impl JobState {
             cost: job.cost,
             reply_url: job.reply_url,
             reply_ref: job.reply_ref,
+            base_url: job.base_url,
             error_code: None,
             error_message: None,
             queued_at_ms: now_ms,
@@ -351,6 +382,39 @@ impl JobState {
         true
     }
 
+    /// Cancels the job unless it already ended. Returns false when it had.
+    pub fn cancel(&mut self, now_ms: i64) -> bool {
+        if self.status.is_terminal() {
+            return false;
+        }
+        self.error_code = Some("cancelled".to_owned());
+        self.error_message = Some("The job was cancelled.".to_owned());
+        self.progress.stage = "cancelled".into();
+        self.progress.stage_label = "Cancelled".into();
+        self.end(JobStatus::Cancelled, now_ms);
+        true
+    }
+
+    /// Whether a job whose origin went silent may be dispatched once more.
+    pub fn may_retry(&self) -> bool {
+        !self.status.is_terminal() && self.attempt < ATTEMPTS_MAX
+    }
+
+    /// Moves the job to its next dispatch attempt after its origin went silent: back to
+    /// `queued` with progress reset. Events of the old attempt are ignored from now on.
+    pub fn requeue(&mut self) {
+        self.attempt += 1;
+        self.last_seq = 0;
+        self.status = JobStatus::Queued;
+        self.origin_id = None;
+        self.progress = Progress {
+            step: 0,
+            total_steps: self.params.total_steps(),
+            stage: "queued".into(),
+            stage_label: "Waiting for another GPU (the first one stopped answering)".into(),
+        };
+    }
+
     fn start(&mut self, now_ms: i64) {
         self.started_at_ms.get_or_insert(now_ms);
     }
@@ -371,6 +435,7 @@ impl JobState {
                 let (status, code) = match self.error_code.as_deref() {
                     Some("generation_timeout") => (504, "generation_timeout"),
                     Some("no_capacity") => (503, "no_capacity"),
+                    Some("queue_full") => (503, "queue_full"),
                     _ => (500, "generation_failed"),
                 };
                 let msg = self
@@ -392,8 +457,9 @@ impl JobState {
         }
     }
 
-    /// The job object of API.md. `base_url` is the edge's public origin, for output URLs.
-    pub fn to_view(&self, base_url: &str) -> Value {
+    /// The job object of API.md. `base_url` is the edge's public origin, for output URLs;
+    /// `queue_position` (1 = next) comes from the dispatcher for queued jobs.
+    pub fn to_view(&self, base_url: &str, queue_position: Option<u32>) -> Value {
         let outputs: Vec<Value> = self
             .outputs
             .iter()
@@ -414,6 +480,7 @@ impl JobState {
             .collect();
         let params = match &self.params {
             JobParams::Image(p) => serde_json::to_value(p).unwrap_or(Value::Null),
+            JobParams::Video(p) => serde_json::to_value(p).unwrap_or(Value::Null),
         };
         json!({
             "id": self.id,
@@ -427,17 +494,26 @@ impl JobState {
             "input_files": self.input_files,
             "output_files": self.outputs.iter().map(|o| &o.filename).collect::<Vec<_>>(),
             "outputs": outputs,
-            "units": 1,
+            "units": self.params.units(),
             "cost_usd": self.cost.to_usd_json(),
             "seed": self.params.seed(),
             "replyRef": self.reply_ref,
             "error_message": self.error_message,
             "error_code": self.error_code,
-            "queue_position": Value::Null,
+            "queue_position": queue_position.filter(|_| self.status == JobStatus::Queued),
             "test_mode": self.test_mode,
+            "attempt": self.attempt,
             "metadata": {
                 "engine": self.engine,
                 "simulated": self.simulated,
+                "origin_id": self.origin_id,
+                // The same instants as the `*_at` fields, in Unix milliseconds, for
+                // clients that measure latency.
+                "timings_ms": {
+                    "queued_at": self.queued_at_ms,
+                    "started_at": self.started_at_ms,
+                    "completed_at": self.completed_at_ms,
+                },
             },
             "queued_at": rfc3339(self.queued_at_ms),
             "started_at": self.started_at_ms.map(rfc3339),
@@ -471,6 +547,7 @@ mod tests {
                 cost: MicroUsd::from_cents(2),
                 reply_url: None,
                 reply_ref: Some("ref-1".into()),
+                base_url: "http://edge".into(),
             },
             1_000,
         )
@@ -531,7 +608,8 @@ mod tests {
             (j.progress.step, j.completed_at_ms, j.started_at_ms),
             (4, Some(4_000), Some(2_000))
         );
-        let view = j.to_view("http://edge");
+        let view = j.to_view("http://edge", Some(3));
+        assert_eq!(view["queue_position"], Value::Null);
         assert_eq!(view["status"], "completed");
         assert_eq!(view["replyRef"], "ref-1");
         assert_eq!(view["cost_usd"], json!(0.02));
@@ -573,10 +651,36 @@ mod tests {
     }
 
     #[test]
+    fn cancel_and_requeue() {
+        let mut j = job();
+        assert_eq!(j.to_view("http://e", Some(2))["queue_position"], 2);
+        j.apply(&ev(1, 1, processing(2)), 5).unwrap();
+        assert!(j.may_retry());
+        j.requeue();
+        assert_eq!(
+            (j.status, j.attempt, j.progress.step),
+            (JobStatus::Queued, 2, 0)
+        );
+        // The lost attempt's events no longer count; the new one's do.
+        assert_eq!(
+            j.apply(&ev(1, 2, processing(3)), 6),
+            Err(Ignored::StaleAttempt)
+        );
+        j.apply(&ev(2, 1, processing(1)), 7).unwrap();
+        assert!(!j.may_retry());
+        assert!(j.cancel(8));
+        assert_eq!(j.status, JobStatus::Cancelled);
+        assert_eq!(j.error().unwrap().status(), 409);
+        assert!(!j.cancel(9));
+        assert_eq!(j.apply(&ev(2, 2, completed()), 10), Err(Ignored::Terminal));
+    }
+
+    #[test]
     fn failures_map_to_statuses() {
         for (code, status) in [
             ("generation_timeout", 504),
             ("no_capacity", 503),
+            ("origin_lost", 500),
             ("engine_error", 500),
         ] {
             let mut j = job();

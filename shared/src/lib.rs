@@ -5,21 +5,25 @@
 //! random bytes in.
 //!
 //! - [`accounts`] — registration rules: email normalisation, the trial grant.
+//! - [`catalog`] — `GET /v1/models`: models, cost rules, parameter schemas.
 //! - [`error`]   — the API's one error shape (`{"error": {...}}`) and its status codes.
 //! - [`money`]   — [`money::MicroUsd`], integer micro-dollars; no floats in the ledger.
 //! - [`ids`]     — [`ids::JobId`], [`ids::AccountId`], output filenames; parse, don't validate.
 //! - [`keys`]    — API key format (`sk-trial-`, `sk-gen-`, `sk-test-`) and key hashing.
 //! - [`fields`]  — typed extraction from request JSON, naming the param on every error.
 //! - [`images`]  — `POST /v1/images/generations`: parameter rules, defaults and price.
+//! - [`video`]   — `POST /v1/video/generations`: rules, the stage plan, price per frame.
 //! - [`jobs`]    — the job object, statuses and progress as the API shows them.
 //! - [`origin`]  — the edge ↔ origin protocol: dispatched jobs, events, paths.
 //! - [`idempotency`] — `Idempotency-Key` parsing and request fingerprints.
+//! - [`queue`]   — the dispatcher's choices: fair order across accounts, origin choice.
 //! - [`ratelimit`] — the per-key token bucket behind `429` and `X-RateLimit-*`.
 //! - [`stripe`]  — `Stripe-Signature` verification and the top-up events and tiers.
 //! - [`signing`] — HMAC request signing used in both directions between edge and origin.
 //! - [`time`]    — RFC 3339 formatting of Unix milliseconds.
 
 pub mod accounts;
+pub mod catalog;
 pub mod error;
 pub mod fields;
 pub mod idempotency;
@@ -29,10 +33,12 @@ pub mod jobs;
 pub mod keys;
 pub mod money;
 pub mod origin;
+pub mod queue;
 pub mod ratelimit;
 pub mod signing;
 pub mod stripe;
 pub mod time;
+pub mod video;
 
 pub use error::ApiError;
 pub use money::MicroUsd;

@@ -4,6 +4,8 @@
 //! - edge → origin `POST` [`DISPATCH_PATH`] with a [`DispatchJob`]: 202 accepted,
 //!   503 when every slot is busy, 409 for a job id (and attempt) already seen.
 //! - origin → edge `PUT` [`output_path`] with the file's bytes, before `completed`.
+//! - edge → origin `DELETE` [`cancel_path`]: stop a cancelled job.
+//! - origin → edge `POST` [`HEARTBEAT_PATH`] with a [`Heartbeat`] every few seconds.
 //! - origin → edge `POST` [`events_path`] with an [`EventEnvelope`], numbered by `seq`
 //!   from 1 per attempt, so the edge applies each at most once.
 
@@ -93,5 +95,55 @@ pub struct OriginHealth {
     pub busy: u32,
     pub models: Vec<String>,
     #[serde(default)]
+    pub resident_models: Vec<String>,
+    #[serde(default)]
     pub vram_free_gb: Option<f64>,
+}
+
+/// Edge → origin `DELETE`: stop this job now (it was cancelled). 200 when it was
+/// running there, 404 when the origin does not have it.
+pub fn cancel_path(job: &JobId) -> String {
+    format!("{DISPATCH_PATH}/{job}")
+}
+
+/// Origin → edge `POST`, every few seconds: the origin is alive, this is what it has.
+/// The edge's dispatcher registers the origin from it and renews the leases of the
+/// jobs it lists.
+pub const HEARTBEAT_PATH: &str = "/internal/origin/heartbeat";
+
+/// The body of a heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub origin_id: String,
+    /// Where the edge reaches this origin (`http(s)://host:port`, no trailing slash).
+    pub url: String,
+    pub engine: String,
+    pub simulated: bool,
+    pub slots: u32,
+    pub busy: u32,
+    /// Models this origin can run.
+    pub models: Vec<String>,
+    /// Models loaded on a GPU right now (no `loading_model` wait for these).
+    #[serde(default)]
+    pub resident_models: Vec<String>,
+    /// Every job attempt the origin is working on.
+    #[serde(default)]
+    pub running: Vec<RunningJob>,
+    #[serde(default)]
+    pub vram_free_gb: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningJob {
+    pub job_id: JobId,
+    pub attempt: u32,
+}
+
+/// The edge's answer to an event. `stop` tells the origin to abandon this attempt:
+/// the job was cancelled, already ended, or moved to another attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventAck {
+    pub applied: bool,
+    #[serde(default)]
+    pub stop: bool,
 }

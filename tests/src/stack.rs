@@ -34,6 +34,12 @@ pub struct StackConfig {
     pub sync_wait_secs: u64,
     pub job_timeout_secs: u64,
     pub rate_limit_per_min: u32,
+    /// How often origins send heartbeats to the edge.
+    pub heartbeat_ms: u64,
+    /// The edge's lease: a running job whose origin is silent this long moves on.
+    pub lease_secs: u64,
+    /// How often event streams send `ping`.
+    pub sse_ping_secs: u64,
     pub origin_bin: PathBuf,
 }
 
@@ -51,6 +57,9 @@ impl StackConfig {
             sync_wait_secs: 90,
             job_timeout_secs: 600,
             rate_limit_per_min: kiln_shared::ratelimit::LIMIT_PER_MIN_DEFAULT,
+            heartbeat_ms: 2_000,
+            lease_secs: 30,
+            sse_ping_secs: 15,
             origin_bin: build::origin_bin(),
         }
     }
@@ -68,6 +77,9 @@ impl StackConfig {
             sync_wait_secs: 60,
             job_timeout_secs: 120,
             rate_limit_per_min: kiln_shared::ratelimit::LIMIT_PER_MIN_DEFAULT,
+            heartbeat_ms: 250,
+            lease_secs: 5,
+            sse_ping_secs: 2,
             origin_bin: build::origin_bin(),
         }
     }
@@ -228,6 +240,8 @@ impl Stack {
             .env("KILN_SLOTS", self.config.origin_slots.to_string())
             .env("KILN_SIM_STEP_MS", self.config.sim_step_ms.to_string())
             .env("KILN_SIM_LOAD_MS", self.config.sim_load_ms.to_string())
+            .env("KILN_HEARTBEAT_MS", self.config.heartbeat_ms.to_string())
+            .env("KILN_PUBLIC_URL", &o.url)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
@@ -268,7 +282,7 @@ impl Stack {
         std::fs::write(
             &env_file,
             format!(
-                "ORIGINS=\"{}\"\nEDGE_TO_ORIGIN_KEYS=\"{}\"\nORIGIN_TO_EDGE_KEYS=\"{}\"\nSYNC_WAIT_SECS=\"{}\"\nJOB_TIMEOUT_SECS=\"{}\"\nADMIN_TOKEN=\"{}\"\nSTRIPE_WEBHOOK_SECRET=\"{}\"\nRATE_LIMIT_PER_MIN=\"{}\"\n",
+                "ORIGINS=\"{}\"\nEDGE_TO_ORIGIN_KEYS=\"{}\"\nORIGIN_TO_EDGE_KEYS=\"{}\"\nSYNC_WAIT_SECS=\"{}\"\nJOB_TIMEOUT_SECS=\"{}\"\nADMIN_TOKEN=\"{}\"\nSTRIPE_WEBHOOK_SECRET=\"{}\"\nRATE_LIMIT_PER_MIN=\"{}\"\nLEASE_SECS=\"{}\"\nSSE_PING_SECS=\"{}\"\n",
                 origins.join(","),
                 self.edge_to_origin_keys,
                 self.origin_to_edge_keys,
@@ -277,6 +291,8 @@ impl Stack {
                 self.admin_token,
                 self.stripe_webhook_secret,
                 self.config.rate_limit_per_min,
+                self.config.lease_secs,
+                self.config.sse_ping_secs,
             ),
         )?;
         let (out, err) = self.log_target("edge")?;

@@ -94,6 +94,7 @@ pub fn ensure() -> Result<()> {
     if installed_version(&wasm_bindgen_bin()).as_deref() != Some(wbg.as_str()) {
         cargo_install("wasm-bindgen-cli", &wbg)?;
     }
+    ensure_ffprobe()?;
     let root = workspace_root();
     let lock = root.join("package-lock.json");
     let stamp = root.join("node_modules/.package-lock.json");
@@ -111,4 +112,40 @@ pub fn ensure() -> Result<()> {
             .current_dir(&root))?;
     }
     Ok(())
+}
+
+/// `ffprobe`, which the end-to-end tests use to check that video outputs are real H.264.
+pub fn ffprobe_bin() -> PathBuf {
+    PathBuf::from("ffprobe")
+}
+
+/// Installs Debian's `ffmpeg` package (for `ffprobe`) when it is missing: as root with
+/// apt-get, otherwise through passwordless sudo; never prompts.
+fn ensure_ffprobe() -> Result<()> {
+    let present = Command::new(ffprobe_bin())
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    eprintln!("kiln: installing ffmpeg (for ffprobe) with apt-get");
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let apt = |args: &[&str]| -> Result<()> {
+        let mut cmd = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        cmd.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(std::process::Stdio::null());
+        run(&mut cmd)
+    };
+    apt(&["update", "-qq"])?;
+    apt(&["install", "-y", "-qq", "--no-install-recommends", "ffmpeg"])
+        .context("installing ffmpeg; install it by hand (`apt-get install ffmpeg`) if this fails")
 }

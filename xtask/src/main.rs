@@ -5,6 +5,8 @@
 //!   locally with the sim engine, a development account, and a curl line that works.
 //! - `test` — formatting, lints (native and wasm), unit tests, then end-to-end tests
 //!   against the real stack on free ports. `.ci/run` runs exactly this.
+//! - `build` — installs what is missing and builds the edge and the origin (debug), as
+//!   `dev` and `test` do, without starting anything.
 //! - `bench` — release builds on a fresh stack: ledger throughput on one account and
 //!   submit-path latency, each beside a minimal Worker → Durable Object round trip.
 
@@ -23,6 +25,7 @@ use serde_json::{json, Value};
 
 const USAGE: &str = "usage: cargo xtask dev [--edge-port 8787] [--origin-port 8788] [--origins N]
        cargo xtask test
+       cargo xtask build
        cargo xtask bench [--requests N]";
 
 fn main() {
@@ -38,6 +41,11 @@ fn real_main() -> Result<()> {
         Some("dev") => dev(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("build") => {
+            tools::ensure()?;
+            build::edge(Profile::Debug)?;
+            build::origin(Profile::Debug).map(|_| ())
+        }
         _ => bail!("{USAGE}"),
     }
 }
@@ -96,6 +104,15 @@ fn dev(args: &[String]) -> Result<()> {
     println!("Try it:");
     println!(
         "  curl -s {}/v1/images/generations -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' -d '{{\"prompt\": \"a kiln at dawn\", \"width\": 1024, \"height\": 768}}'",
+        stack.edge_url
+    );
+    println!("A video (LTX-2.3, 5 s at 1920×1088), queued, then followed live:");
+    println!(
+        "  curl -s '{}/v1/video/generations?async_mode=true' -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' -d '{{\"prompt\": \"waves at dusk\"}}'",
+        stack.edge_url
+    );
+    println!(
+        "  curl -N '{}/v1/jobs/<job_id>/stream?key={api_key}'",
         stack.edge_url
     );
     println!();

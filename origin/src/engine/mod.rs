@@ -11,15 +11,27 @@ use kiln_shared::origin::{DispatchJob, OutputMeta};
 use tokio::sync::mpsc;
 
 use crate::config::{Config, EngineKind};
+use crate::flag::Flag;
+
+/// The one stage of an image job, as `progress.stage` and `stage_label` show it.
+pub const STAGE_SAMPLING: &str = "sampling";
+pub const STAGE_SAMPLING_LABEL: &str = "Sampling";
 
 /// What an engine reports while it works, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     /// Sent first on every job, whether or not the model was already resident, so
     /// clients always see `queued → loading_model → processing`.
     LoadingModel,
-    /// One denoising step finished.
-    Sampling { step: u32, total_steps: u32 },
+    /// One denoising step finished. `step` counts across all stages of the job, from 1
+    /// to `total_steps`; `stage` names the stage it belongs to (`sampling` for images,
+    /// `stage_1`/`stage_2` for video) and `stage_label` says it for a person.
+    Processing {
+        step: u32,
+        total_steps: u32,
+        stage: &'static str,
+        stage_label: String,
+    },
 }
 
 /// A file an engine made, with what the edge needs to know about it.
@@ -37,6 +49,10 @@ pub enum EngineError {
     /// The engine broke; the client gets a generic message, the log the cause.
     #[error("engine error: {0}")]
     Internal(String),
+    /// The job's stop flag was set (cancelled, or abandoned on the edge's word); no
+    /// result is reported for it.
+    #[error("stopped before the end")]
+    Stopped,
 }
 
 /// The engine this origin runs.
@@ -67,21 +83,30 @@ impl Engine {
     }
 
     /// The model ids this engine serves.
-    pub fn models(&self) -> &'static [&'static str] {
+    pub fn models(&self) -> Vec<String> {
         match self {
-            Engine::Sim(_) => kiln_shared::images::MODELS,
+            Engine::Sim(_) => sim::models().map(str::to_owned).collect(),
         }
     }
 
-    /// Runs one job to the end. A closed `progress` channel is not an error: the
-    /// engine finishes its work either way.
+    /// The models loaded now, sorted: a job of one of these has no load wait.
+    pub fn resident_models(&self) -> Vec<String> {
+        match self {
+            Engine::Sim(sim) => sim.resident_models(),
+        }
+    }
+
+    /// Runs one job to the end, or until `stop` is set ([`EngineError::Stopped`]); the
+    /// engine checks `stop` at least between steps. A closed `progress` channel is not
+    /// an error: the engine finishes its work either way.
     pub async fn run(
         &self,
         job: &DispatchJob,
         progress: mpsc::Sender<Progress>,
+        stop: &Flag,
     ) -> Result<Vec<Output>, EngineError> {
         match self {
-            Engine::Sim(sim) => sim.run(job, progress).await,
+            Engine::Sim(sim) => sim.run(job, progress, stop).await,
         }
     }
 }

@@ -1,27 +1,44 @@
+//! The edge's calls about jobs, each signed with the edge→origin keyring over its method,
+//! path (with query) and raw body.
+//!
 //! `POST /v1/jobs` ([`DISPATCH_PATH`](kiln_shared::origin::DISPATCH_PATH)): the edge
 //! hands this origin a job. Checked in this order, each failure in the API's error
 //! shape: the signature over the raw body (401), the body (400 `invalid_json`), a replay
-//! of an accepted `(job_id, attempt)` (409 `duplicate_dispatch`), a free slot (503
-//! `no_capacity`, which leaves the job queued at the edge). Then 202, and the job runs
-//! in the background holding its slot until its result is delivered.
+//! of an accepted or running `(job_id, attempt)` (409 `duplicate_dispatch`), a free slot
+//! (503 `no_capacity`, which leaves the job queued at the edge). Then 202, and the job
+//! runs in the background holding its slot (see [`crate::running`]). A dispatch of a
+//! newer attempt of a job first stops the older attempts still running here (the edge
+//! has moved the job on) and waits for their slots, so it can take one of them.
+//!
+//! `DELETE /v1/jobs/{job_id}` ([`cancel_path`](kiln_shared::origin::cancel_path)): stop a
+//! job the edge cancelled. The signature first (401), then 404 `job_not_found` unless an
+//! attempt of the job is in progress here. Every attempt of it is stopped — no further
+//! event, no upload — and the answer, 200 `{"cancelled": true}`, comes once their slots
+//! are free (or after [`CANCEL_WAIT_SECS_MAX`]), so the edge can dispatch its next job here
+//! straight away.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::Json;
+use kiln_shared::ids::JobId;
 use kiln_shared::origin::DispatchJob;
 use kiln_shared::signing::{ReceivedHeaders, HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use serde_json::{json, Value};
 
 use crate::error::AppError;
+use crate::flag::Flag;
 use crate::startup::AppState;
 
 /// A dispatch is a prompt and a few parameters, a few KiB; 1 MiB leaves room for
 /// growth and still bounds what an unauthenticated caller can make us buffer.
 pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+/// An engine stops within a step; a cancel (or a newer attempt's dispatch) goes on
+/// after this even if one does not.
+pub const CANCEL_WAIT_SECS_MAX: u64 = 5;
 
 pub async fn handle_dispatch(
     State(state): State<AppState>,
@@ -30,6 +47,88 @@ pub async fn handle_dispatch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
+    let body = verified_body(&state, &method, &uri, &headers, body)?;
+    let job: DispatchJob = serde_json::from_slice(&body)?;
+
+    let superseded = state.running.stop_older(&job.job_id, job.attempt);
+    if !superseded.is_empty() {
+        tracing::info!(job_id = %job.job_id, attempt = job.attempt, "stopping older attempts");
+        wait_released(&superseded, job.job_id.as_str()).await;
+    }
+    let slot = {
+        let mut seen = state.lock_seen();
+        let now = Instant::now();
+        if seen.contains(&job.job_id, job.attempt, now)
+            || state.running.contains(&job.job_id, job.attempt)
+        {
+            return Err(AppError::DuplicateDispatch {
+                job_id: job.job_id,
+                attempt: job.attempt,
+            });
+        }
+        // Recorded only once admitted: a dispatch refused with 503 is retried by the
+        // edge with the same attempt number and must not then look like a replay.
+        let permit = state
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AppError::NoCapacity)?;
+        seen.insert(job.job_id.clone(), job.attempt, now);
+        state.running.admit(job.job_id.clone(), job.attempt, permit)
+    };
+
+    tracing::info!(job_id = %job.job_id, attempt = job.attempt, "dispatch accepted");
+    tokio::spawn(state.runner.clone().run(job, slot));
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"accepted": true, "origin_id": state.runner.origin_id})),
+    ))
+}
+
+pub async fn handle_cancel(
+    State(state): State<AppState>,
+    job_id: Result<Path<String>, PathRejection>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, AppError> {
+    verified_body(&state, &method, &uri, &headers, body)?;
+    let raw = job_id.map(|Path(id)| id).unwrap_or_default();
+    let released = JobId::parse(&raw)
+        .map(|id| state.running.stop(&id))
+        .unwrap_or_default();
+    if released.is_empty() {
+        return Err(AppError::JobNotFound { job_id: raw });
+    }
+    tracing::info!(job_id = %raw, "cancel: stopping the job");
+    wait_released(&released, &raw).await;
+    Ok(Json(json!({"cancelled": true})))
+}
+
+/// Waits until every stopped attempt gave its slot back, or [`CANCEL_WAIT_SECS_MAX`].
+async fn wait_released(released: &[Flag], job_id: &str) {
+    let all = async {
+        for flag in released {
+            flag.wait().await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(CANCEL_WAIT_SECS_MAX), all)
+        .await
+        .is_err()
+    {
+        tracing::warn!(%job_id, "a stopped job has not given its slot back yet");
+    }
+}
+
+/// The request body, once its signature checks out.
+fn verified_body(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, AppError> {
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
         _ => AppError::UnreadableBody,
@@ -49,36 +148,5 @@ pub async fn handle_dispatch(
         path,
         &body,
     )?;
-    let job: DispatchJob = serde_json::from_slice(&body)?;
-
-    let permit = {
-        let mut seen = state.lock_seen();
-        let now = Instant::now();
-        if seen.contains(&job.job_id, job.attempt, now) {
-            return Err(AppError::DuplicateDispatch {
-                job_id: job.job_id,
-                attempt: job.attempt,
-            });
-        }
-        // Recorded only once admitted: a dispatch refused with 503 is retried by the
-        // edge with the same attempt number and must not then look like a replay.
-        let permit = state
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| AppError::NoCapacity)?;
-        seen.insert(job.job_id.clone(), job.attempt, now);
-        permit
-    };
-
-    tracing::info!(job_id = %job.job_id, attempt = job.attempt, "dispatch accepted");
-    let runner = state.runner.clone();
-    tokio::spawn(async move {
-        runner.run(job).await;
-        drop(permit);
-    });
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"accepted": true, "origin_id": state.runner.origin_id})),
-    ))
+    Ok(body)
 }

@@ -1,9 +1,10 @@
-//! `POST /v1/jobs`, `GET /health` and the error shape, through the router alone.
+//! `POST /v1/jobs`, `DELETE /v1/jobs/{job_id}`, `GET /health` and the error shape,
+//! through the router alone.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use kiln_origin::startup::{app, AppState};
-use kiln_shared::origin::{OriginHealth, DISPATCH_PATH};
+use kiln_shared::origin::{cancel_path, OriginHealth, DISPATCH_PATH};
 use kiln_shared::signing::{Keyring, SKEW_SECS_MAX};
 
 use crate::helpers::*;
@@ -33,7 +34,8 @@ async fn health_describes_the_origin() {
             simulated: true,
             slots: 2,
             busy: 0,
-            models: vec!["flux2-dev".into()],
+            models: vec!["flux2-dev".into(), "ltx-2.3".into(), "ltx-2.3-fast".into()],
+            resident_models: vec![],
             vram_free_gb: None,
         }
     );
@@ -59,11 +61,18 @@ async fn a_signed_dispatch_is_accepted_once_per_attempt() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_api_error(&body, "duplicate_dispatch");
 
-    // A re-dispatch after the job lost its origin is a new attempt.
+    // A re-dispatch after the job lost its origin is a new attempt. It supersedes the
+    // first, which is stopped: the edge ignores the first attempt's events from now on.
     job.attempt = 2;
     let (status, body) = call(&app, dispatch(&job)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(state.busy(), 2);
+    let running: Vec<_> = state
+        .running
+        .list()
+        .into_iter()
+        .map(|r| r.attempt)
+        .collect();
+    assert_eq!((state.busy(), running), (1, vec![2]));
 }
 
 #[tokio::test]
@@ -193,6 +202,12 @@ async fn unknown_routes_and_methods_have_the_api_error_shape() {
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
         ),
+        (
+            "GET",
+            "/v1/jobs/job_0000000000000000000000000a",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
     ];
     for (method, path, want_status, want_code) in cases {
         let request = Request::builder()
@@ -204,4 +219,90 @@ async fn unknown_routes_and_methods_have_the_api_error_shape() {
         assert_eq!(status, want_status, "{method} {path}: {body}");
         assert_api_error(&body, want_code);
     }
+}
+
+#[tokio::test]
+async fn a_signed_cancel_stops_the_job_and_frees_its_slot_before_answering() {
+    let state = state(1);
+    let app = app(state.clone());
+    let running = job("cancel me", 20, 512, 512);
+    assert_eq!(call(&app, dispatch(&running)).await.0, StatusCode::ACCEPTED);
+    assert_eq!(state.busy(), 1);
+
+    let (status, body) = call(&app, cancel(&running.job_id)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, serde_json::json!({"cancelled": true}));
+    assert_eq!(state.busy(), 0);
+
+    let (status, body) = call(&app, cancel(&running.job_id)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_api_error(&body, "job_not_found");
+    let (status, body) = call(&app, dispatch(&job("next", 20, 512, 512))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
+
+#[tokio::test]
+async fn cancels_of_jobs_not_here_are_404() {
+    let app = app(state(1));
+    let path = "/v1/jobs/not-a-job-id";
+    let malformed =
+        signed_method_request("DELETE", &edge_to_origin(), now_secs(), path, path, vec![]);
+    for request in [cancel(&job("never sent", 20, 512, 512).job_id), malformed] {
+        let (status, body) = call(&app, request).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_api_error(&body, "job_not_found");
+        assert_eq!(body["error"]["type"], "not_found_error");
+    }
+}
+
+#[tokio::test]
+async fn badly_signed_cancels_are_refused_and_the_job_runs_on() {
+    let state = state(1);
+    let app = app(state.clone());
+    let running = job("keep me", 20, 512, 512);
+    assert_eq!(call(&app, dispatch(&running)).await.0, StatusCode::ACCEPTED);
+    let path = cancel_path(&running.job_id);
+    let other = cancel_path(&job("other", 20, 512, 512).job_id);
+    let (ring, now) = (edge_to_origin(), now_secs());
+    let unsigned = Request::delete(&path).body(Body::empty()).unwrap();
+    let cases = [
+        ("unsigned", unsigned),
+        ("signed as a POST", {
+            let mut r = signed_method_request("POST", &ring, now, &path, &path, vec![]);
+            *r.method_mut() = axum::http::Method::DELETE;
+            r
+        }),
+        (
+            "signed for another job",
+            signed_method_request("DELETE", &ring, now, &path, &other, vec![]),
+        ),
+        (
+            "stale timestamp",
+            signed_method_request(
+                "DELETE",
+                &ring,
+                now - SKEW_SECS_MAX - 1,
+                &path,
+                &path,
+                vec![],
+            ),
+        ),
+        (
+            "origin-to-edge key",
+            signed_method_request(
+                "DELETE",
+                &Keyring::parse(ORIGIN_TO_EDGE_KEYS).unwrap(),
+                now,
+                &path,
+                &path,
+                vec![],
+            ),
+        ),
+    ];
+    for (what, request) in cases {
+        let (status, body) = call(&app, request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
+        assert_api_error(&body, "invalid_signature");
+    }
+    assert_eq!(state.busy(), 1, "the job still runs");
 }

@@ -1,7 +1,10 @@
 //! The origin as the edge sees it. One test binary (as in zero-to-production's
 //! `tests/api`), so the helpers are compiled and linked once.
 
+mod cancel;
 mod dispatch;
+mod heartbeat;
 mod helpers;
 mod process;
 mod run;
+mod video;

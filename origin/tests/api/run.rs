@@ -6,44 +6,6 @@ use kiln_shared::origin::{EventEnvelope, OriginEvent};
 
 use crate::helpers::*;
 
-/// Fast enough for tests, slow enough that progress is really paced.
-const STEP_MS_TEST: u64 = 2;
-
-fn events(received: &[Received]) -> Vec<&EventEnvelope> {
-    received
-        .iter()
-        .filter_map(|r| match r {
-            Received::Event(e) => Some(e),
-            _ => None,
-        })
-        .collect()
-}
-
-fn assert_well_signed_and_numbered(received: &[Received]) {
-    for r in received {
-        if let Received::BadSignature(refused) = r {
-            panic!("the edge would refuse {refused}");
-        }
-    }
-    let seqs: Vec<u32> = events(received).iter().map(|e| e.seq).collect();
-    let want: Vec<u32> = (1..=seqs.len() as u32).collect();
-    assert_eq!(seqs, want, "seq counts from 1 without gaps");
-    for e in events(received) {
-        assert_eq!((e.origin_id.as_str(), e.attempt), ("origin-test", 1));
-    }
-}
-
-/// Waits until the origin reports no running job.
-async fn wait_until_idle(origin: &Origin) {
-    tokio::time::timeout(WAIT, async {
-        while origin.health().await["busy"] != 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the slot is freed after the result is delivered");
-}
-
 #[tokio::test]
 async fn a_job_reports_progress_uploads_its_image_then_completes() {
     let mut edge = EdgeDouble::start(0).await;
@@ -106,7 +68,7 @@ async fn a_job_reports_progress_uploads_its_image_then_completes() {
     assert_eq!(meta.content_type, "image/png");
     assert_eq!(meta.size_bytes, bytes.len() as u64);
 
-    wait_until_idle(&origin).await;
+    origin.wait_until_idle().await;
     origin.shut_down().await;
 }
 
@@ -143,7 +105,7 @@ async fn the_fail_trigger_ends_the_job_failed_without_an_upload() {
         })
     );
 
-    wait_until_idle(&origin).await;
+    origin.wait_until_idle().await;
     origin.shut_down().await;
 }
 
@@ -162,10 +124,13 @@ async fn an_upload_refused_with_503_is_retried() {
     assert_eq!(uploads, 1);
     assert!(matches!(
         received.last(),
-        Some(Received::Event(EventEnvelope {
-            event: OriginEvent::Completed { .. },
-            ..
-        }))
+        Some(Received::Event(
+            _,
+            EventEnvelope {
+                event: OriginEvent::Completed { .. },
+                ..
+            }
+        ))
     ));
     origin.shut_down().await;
 }

@@ -5,8 +5,9 @@
 
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kiln_tests::build;
@@ -17,17 +18,56 @@ use serde_json::{json, Value};
 pub struct Env {
     pub edge: String,
     pub origin: String,
+    /// Every origin's URL, by index (`origin-1` is index 0).
+    pub origins: Vec<String>,
     pub edge_to_origin_keys: String,
     pub origin_to_edge_keys: String,
     pub admin_token: String,
     pub stripe_webhook_secret: String,
+    control: Mutex<mpsc::Sender<Control>>,
+}
+
+/// What a test may ask of the stack's owner thread.
+enum Control {
+    KillOrigin(usize, mpsc::Sender<()>),
+    StartOrigin(usize, mpsc::Sender<Result<(), String>>),
+}
+
+impl Env {
+    /// Kills origin `i` at once (SIGKILL), as a crash would.
+    pub fn kill_origin(&self, i: usize) {
+        let (tx, rx) = mpsc::channel();
+        self.control
+            .lock()
+            .unwrap()
+            .send(Control::KillOrigin(i, tx))
+            .unwrap();
+        rx.recv().unwrap();
+    }
+
+    /// Starts origin `i` again on its port.
+    pub fn start_origin(&self, i: usize) {
+        let (tx, rx) = mpsc::channel();
+        self.control
+            .lock()
+            .unwrap()
+            .send(Control::StartOrigin(i, tx))
+            .unwrap();
+        rx.recv().unwrap().expect("restarting the origin");
+    }
 }
 
 static ENV: OnceLock<Env> = OnceLock::new();
 
-/// The running stack. Started from a thread that lives as long as the test binary,
-/// because children receive SIGTERM when the thread that spawned them exits.
+/// The running stack with the default test configuration.
 pub fn env() -> &'static Env {
+    env_with(StackConfig::test)
+}
+
+/// The running stack, started on first use with `config` (each test binary uses one
+/// configuration). Started from a thread that lives as long as the test binary,
+/// because children receive SIGTERM when the thread that spawned them exits.
+pub fn env_with(config: fn(PathBuf) -> StackConfig) -> &'static Env {
     ENV.get_or_init(|| {
         assert!(
             build::edge_bundle().exists() && build::origin_bin().exists(),
@@ -37,23 +77,38 @@ pub fn env() -> &'static Env {
         std::thread::spawn(move || {
             let dir = build::target_dir().join(format!("e2e-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            match Stack::start(StackConfig::test(dir.clone())) {
-                Ok(stack) => {
+            match Stack::start(config(dir.clone())) {
+                Ok(mut stack) => {
+                    let (ctl_tx, ctl_rx) = mpsc::channel();
                     let _ = tx.send(Ok(Env {
                         edge: stack.edge_url.clone(),
                         origin: stack.origins[0].url.clone(),
+                        origins: stack.origins.iter().map(|o| o.url.clone()).collect(),
                         edge_to_origin_keys: stack.edge_to_origin_keys.clone(),
                         origin_to_edge_keys: stack.origin_to_edge_keys.clone(),
                         admin_token: stack.admin_token.clone(),
                         stripe_webhook_secret: stack.stripe_webhook_secret.clone(),
+                        control: Mutex::new(ctl_tx),
                     }));
                     // Hold the stack (and this thread) for the life of the process.
+                    for msg in ctl_rx {
+                        match msg {
+                            Control::KillOrigin(i, done) => {
+                                stack.kill_origin(i);
+                                let _ = done.send(());
+                            }
+                            Control::StartOrigin(i, done) => {
+                                let r = stack.start_origin(i).map_err(|e| format!("{e:#}"));
+                                let _ = done.send(r);
+                            }
+                        }
+                    }
                     loop {
                         std::thread::park();
                     }
                 }
                 Err(e) => {
-                    let logs = ["edge.log", "origin-1.log"]
+                    let logs = ["edge.log", "origin-1.log", "origin-2.log"]
                         .iter()
                         .map(|f| {
                             let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
@@ -203,4 +258,144 @@ pub fn error_of(r: &Reply) -> (String, Option<String>) {
         e["code"].as_str().unwrap_or_default().to_owned(),
         e["param"].as_str().map(str::to_owned),
     )
+}
+
+/// A server-sent-events client, reading one event at a time.
+pub struct Sse {
+    reader: std::io::BufReader<Response>,
+}
+
+impl Sse {
+    /// Opens an event stream; `key` goes in `Authorization` (the path may carry `?key=`
+    /// instead). Answers the status and, for 200, the stream.
+    pub fn open(path: &str, key: Option<&str>) -> (Reply, Option<Sse>) {
+        let client = Client::builder()
+            .timeout(Duration::from_secs(90))
+            .build()
+            .expect("sse client");
+        let mut req = client.get(format!("{}{path}", env().edge));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().unwrap();
+        if resp.status().as_u16() != 200 {
+            return (reply(resp), None);
+        }
+        let r = Reply {
+            status: 200,
+            body: Value::Null,
+            headers: resp.headers().clone(),
+        };
+        (
+            r,
+            Some(Sse {
+                reader: std::io::BufReader::new(resp),
+            }),
+        )
+    }
+
+    /// The next event (name, JSON data), or `None` when the server ended the stream.
+    pub fn next(&mut self) -> Option<(String, Value)> {
+        use std::io::BufRead;
+        let mut event = String::new();
+        let mut data = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).ok()?;
+            if n == 0 {
+                return None;
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if event.is_empty() && data.is_empty() {
+                    continue;
+                }
+                let value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                return Some((event, value));
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim());
+            }
+        }
+    }
+
+    /// Events up to and including the first terminal one (pings left out), or until
+    /// the stream ends.
+    pub fn until_terminal(&mut self) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        while let Some((name, data)) = self.next() {
+            if name == "ping" {
+                continue;
+            }
+            let end = ["completed", "failed", "cancelled"].contains(&name.as_str());
+            out.push((name, data));
+            if end {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// Submits an image job in async mode and returns its id.
+pub fn submit_async(key: &str, body: &Value) -> String {
+    let r = post("/v1/images/generations?async_mode=true", key, body);
+    assert_eq!(r.status, 202, "{}", r.body);
+    r.body["job_id"].as_str().unwrap().to_owned()
+}
+
+/// Polls a job until `pred` holds for it (bounded), and returns it.
+pub fn wait_for(key: &str, job_id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = get(&format!("/v1/jobs/{job_id}"), key);
+        assert_eq!(r.status, 200, "{}", r.body);
+        if pred(&r.body) {
+            return r.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {job_id} never {what}: {}",
+            r.body
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The µ$ value of a `*_usd` JSON number, exactly (no float arithmetic in asserts).
+pub fn micros(v: &Value) -> i64 {
+    kiln_shared::money::MicroUsd::parse_usd(&v.to_string())
+        .unwrap_or_else(|| panic!("not a USD amount: {v}"))
+        .micros()
+}
+
+/// ffprobe's view of a video file: codec, size, counted frames, frame rate.
+pub fn ffprobe(bytes: &[u8]) -> Value {
+    let path = build::target_dir().join(format!("probe-{}.mp4", kiln_tests::random_hex(6)));
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new(kiln_tests::tools::ffprobe_bin())
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,profile,width,height,nb_read_frames,r_frame_rate",
+            "-of",
+            "json",
+        ])
+        .arg(&path)
+        .output()
+        .expect("ffprobe (installed by `cargo xtask test`)");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["streams"][0].clone()
 }

@@ -1,6 +1,7 @@
-//! `POST /v1/images/generations` (FLUX.2-dev), the submit flow of DESIGN.md:
-//! authenticate → validate and price (kiln-shared) → hold the price on the account →
-//! create the Job DO (which dispatches to an origin) → answer by mode:
+//! `POST /v1/images/generations` (FLUX.2-dev) and `POST /v1/video/generations`
+//! (LTX-2.3), the submit flow of DESIGN.md: authenticate → validate and price
+//! (kiln-shared) → hold the price on the account → create the Job DO (which queues the
+//! job with the Dispatcher) → answer by mode:
 //!
 //! - default (sync): wait up to the sync window (90 s) for the result, OpenAI Images
 //!   shape; still running then → 202 with the job object and `Location`.
@@ -11,10 +12,12 @@
 //! A job that fails or times out answers 500/503/504 and its hold is released.
 
 use base64::Engine as _;
+use kiln_shared::ids::Filename;
 use kiln_shared::ids::JobId;
 use kiln_shared::images::ImageRequest;
 use kiln_shared::jobs::{JobParams, JobState, JobStatus, NewJob, ResponseFormat, SubmitOptions};
 use kiln_shared::money::MicroUsd;
+use kiln_shared::video::VideoRequest;
 use kiln_shared::ApiError;
 use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response};
@@ -86,40 +89,95 @@ fn mode(req: &Request, env: &Env, options: &SubmitOptions) -> EdgeResult<Mode> {
     Ok(Mode::Sync(config::sync_wait_secs(env)))
 }
 
-pub async fn handle_generate(
+/// A validated generation request of either kind, ready to price and queue.
+struct Submission {
+    model_id: String,
+    workflow: String,
+    params: JobParams,
+    input_files: Vec<Filename>,
+    price: MicroUsd,
+    options: SubmitOptions,
+}
+
+fn random_seed() -> u64 {
+    u64::from_le_bytes(random_bytes()) % (RANDOM_SEED_MAX + 1)
+}
+
+/// Uploads (and so reference images) arrive with the files API; until then, jobs that
+/// name input files are refused rather than run without them.
+fn refuse_input_files(files: &[Filename], what: &str) -> EdgeResult<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_param(
+        "input_files",
+        "invalid_value",
+        format!("{what} is not available yet on this deployment."),
+    )
+    .into())
+}
+
+/// `POST /v1/images/generations`.
+pub async fn handle_image(
     req: Request,
     body: Vec<u8>,
     env: &Env,
     caller: &Caller,
 ) -> EdgeResult<Response> {
     let image = ImageRequest::parse(&body)?;
-    let mode = mode(&req, env, &image.options)?;
-    if !image.input_files.is_empty() {
-        return Err(ApiError::invalid_param(
-            "input_files",
-            "invalid_value",
-            "img2img is not available yet on this deployment.",
-        )
-        .into());
-    }
-    let seed = u64::from_le_bytes(random_bytes()) % (RANDOM_SEED_MAX + 1);
+    refuse_input_files(&image.input_files, "img2img")?;
+    let s = Submission {
+        model_id: image.model.clone(),
+        workflow: image.workflow(),
+        params: JobParams::Image(image.params(random_seed())),
+        input_files: image.input_files.clone(),
+        price: image.price(),
+        options: image.options,
+    };
+    submit(req, env, caller, s).await
+}
+
+/// `POST /v1/video/generations`.
+pub async fn handle_video(
+    req: Request,
+    body: Vec<u8>,
+    env: &Env,
+    caller: &Caller,
+) -> EdgeResult<Response> {
+    let video = VideoRequest::parse(&body)?;
+    refuse_input_files(&video.input_files, "Image-to-video")?;
+    let s = Submission {
+        model_id: video.model.clone(),
+        workflow: video.workflow(),
+        params: JobParams::Video(video.params(random_seed())),
+        input_files: video.input_files.clone(),
+        price: video.price(),
+        options: video.options,
+    };
+    submit(req, env, caller, s).await
+}
+
+async fn submit(req: Request, env: &Env, caller: &Caller, s: Submission) -> EdgeResult<Response> {
+    let mode = mode(&req, env, &s.options)?;
+    let base = base_url(&req)?;
     let id = JobId::generate(now_ms() as u64, random_bytes());
     let cost = if caller.kind.is_test() {
         MicroUsd::ZERO
     } else {
-        image.price()
+        s.price
     };
     let new_job = NewJob {
         id: id.clone(),
         account_id: caller.account_id.clone(),
         test_mode: caller.kind.is_test(),
-        model_id: image.model.clone(),
-        workflow: image.workflow(),
-        params: JobParams::Image(image.params(seed)),
-        input_files: image.input_files.clone(),
+        model_id: s.model_id,
+        workflow: s.workflow,
+        params: s.params,
+        input_files: s.input_files,
         cost,
-        reply_url: image.options.reply_url.clone(),
-        reply_ref: image.options.reply_ref.clone(),
+        reply_url: s.options.reply_url.clone(),
+        reply_ref: s.options.reply_ref.clone(),
+        base_url: base.clone(),
     };
     let balances = hold(caller, &new_job).await?;
     let job = JobState::new(new_job, now_ms());
@@ -127,19 +185,21 @@ pub async fn handle_generate(
         &job_stub(env, &id)?,
         Method::Post,
         "/create",
-        Some(&serde_json::to_value(JobEnvelope { job })?),
+        Some(&serde_json::to_value(JobEnvelope {
+            job,
+            queue_position: None,
+        })?),
     )
     .await;
-    let job = match created {
-        Ok(env_) => env_.job,
+    let (job, position) = match created {
+        Ok(env_) => (env_.job, env_.queue_position),
         Err(e) => {
             release_after_failed_create(caller, &id, cost).await;
             return Err(e);
         }
     };
-    let base = base_url(&req)?;
-    let job = match mode {
-        Mode::Async => job,
+    let (job, position) = match mode {
+        Mode::Async => (job, position),
         Mode::Sync(secs) | Mode::Wait(secs) => wait(env, &id, secs).await?,
     };
     // A job that ended without completing has had its hold released.
@@ -152,7 +212,7 @@ pub async fn handle_generate(
         balances.available()
     };
     // Errors carry the job id and balance too, so a failed sync call can be looked up.
-    let resp = respond(env, &base, &job, mode, image.options.response_format)
+    let resp = respond(env, &base, &job, position, mode, s.options.response_format)
         .await
         .unwrap_or_else(EdgeError::into_response);
     let headers = resp.headers();
@@ -166,9 +226,9 @@ async fn hold(caller: &Caller, job: &NewJob) -> EdgeResult<Balances> {
     let body = serde_json::to_value(HoldRequest {
         job_id: job.id.to_string(),
         amount_micros: job.cost.micros(),
-        job_type: "image".to_owned(),
+        job_type: job.params.job_type().as_str().to_owned(),
         model_id: job.model_id.clone(),
-        units: 1.0,
+        units: job.params.units(),
         prompt_preview: job.params.prompt().to_owned(),
     })?;
     call_do(&caller.account, Method::Post, "/hold", Some(&body)).await
@@ -193,17 +253,18 @@ async fn release_after_failed_create(caller: &Caller, id: &JobId, cost: MicroUsd
     }
 }
 
-/// Waits for the job to end, up to `secs`.
-pub async fn wait(env: &Env, id: &JobId, secs: u64) -> EdgeResult<JobState> {
+/// Waits for the job to end, up to `secs`; the job and, if still queued, its place.
+pub async fn wait(env: &Env, id: &JobId, secs: u64) -> EdgeResult<(JobState, Option<u32>)> {
     let path = format!("/wait?timeout_ms={}", secs * 1000);
     let env_: JobEnvelope = call_do(&job_stub(env, id)?, Method::Get, &path, None).await?;
-    Ok(env_.job)
+    Ok((env_.job, env_.queue_position))
 }
 
 async fn respond(
     env: &Env,
     base: &str,
     job: &JobState,
+    position: Option<u32>,
     mode: Mode,
     format: ResponseFormat,
 ) -> EdgeResult<Response> {
@@ -242,10 +303,11 @@ async fn respond(
         );
     }
     let body = match mode {
-        Mode::Sync(_) => job.to_view(base),
+        Mode::Sync(_) => job.to_view(base, position),
         Mode::Async | Mode::Wait(_) => json!({
             "job_id": job.id,
             "status": job.status,
+            "queue_position": position.filter(|_| job.status == JobStatus::Queued),
             "polling_url": format!("{base}{location}"),
         }),
     };
