@@ -11,7 +11,8 @@
 //! - [`running`]     — the job attempts in progress and the GPU slots they hold.
 //! - [`runner`]      — runs one admitted job: engine progress → signed events → upload →
 //!   slot released → result; abandons it when told to stop.
-//! - [`heartbeat`]   — tells the edge every few seconds that this origin is alive and what it runs.
+//! - [`heartbeat`]   — tells the edge every few seconds that this origin is alive and
+//!   what it runs.
 //! - [`flag`]        — a set-once signal tasks wait on (stop, slot released).
 //! - [`engine`]      — the engines a job can run on; only [`engine::sim`] exists today.
 //! - [`video`]       — H.264 MP4 files for the sim engine's video jobs.

@@ -155,6 +155,13 @@ impl Application {
     pub async fn build(config: Config) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;
+        let defaulted = config.public_url.is_none() && config.heartbeat.is_some();
+        if defaulted && addr.ip().is_unspecified() {
+            tracing::warn!(
+                %addr,
+                "heartbeats will name an address the edge cannot reach; set KILN_PUBLIC_URL"
+            );
+        }
         Ok(Self {
             listener,
             addr,
@@ -169,11 +176,6 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// `KILN_PUBLIC_URL`, or `http://` and the bound address.
-    pub fn public_url(&self) -> &str {
-        &self.public_url
     }
 
     pub fn port(&self) -> u16 {

@@ -1,7 +1,8 @@
 //! End-to-end tests of the dispatcher with two origins of one slot each: fair order
 //! across accounts, queue positions, cancel of queued and running jobs, a full status
 //! sequence on the event stream, and crash recovery when an origin process is killed
-//! mid-job. The tests share the two slots, so they take turns (`serial`).
+//! mid-job, the sync window's 202 fallback and the hard timeout. The tests share the
+//! two slots, so they take turns (`serial`).
 
 mod common;
 
@@ -21,6 +22,9 @@ fn two_single_slot_origins(dir: PathBuf) -> StackConfig {
         origin_slots: 1,
         lease_secs: 3,
         heartbeat_ms: 200,
+        // Short windows, so the sync fallback and the hard timeout are seen in seconds.
+        sync_wait_secs: 3,
+        job_timeout_secs: 12,
         ..StackConfig::test(dir)
     }
 }
@@ -263,4 +267,77 @@ fn a_killed_origin_loses_its_job_to_the_other_then_jobs_fail_with_a_refund() {
     env().start_origin(other_ix);
     let again = submit_async(&key, &json!({"prompt": "back up"}));
     assert_eq!(wait_terminal(&key, &again)["status"], "completed");
+}
+
+#[test]
+fn a_sync_request_past_its_window_gets_202_with_the_job_and_a_location() {
+    let _slots = serial();
+    let key = new_account();
+    // ~6 s of work against the test stack's 3 s sync window.
+    let r = post("/v1/images/generations", &key, &slow("patience", 600));
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.headers["location"], format!("/v1/jobs/{id}").as_str());
+    assert!(
+        ["loading_model", "processing"].contains(&r.body["status"].as_str().unwrap()),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["object"], "job");
+    // `Prefer: wait=1` waits a second, then answers like async.
+    let p = reply(
+        client()
+            .post(format!("{}/v1/images/generations", env().edge))
+            .bearer_auth(&key)
+            .header("prefer", "wait=1")
+            .json(&slow("brief", 300))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(p.status, 202, "{}", p.body);
+    let pid = p.body["job_id"].as_str().unwrap().to_owned();
+    assert!(p.body["polling_url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/v1/jobs/{pid}")));
+    assert_eq!(wait_terminal(&key, &id)["status"], "completed");
+    assert_eq!(wait_terminal(&key, &pid)["status"], "completed");
+}
+
+#[test]
+fn a_job_past_its_hard_timeout_fails_with_504_and_is_refunded() {
+    let _slots = serial();
+    let key = new_account();
+    // 20 s of work against the test stack's 12 s hard timeout.
+    let id = submit_async(
+        &key,
+        &json!({"prompt": "forever [[sim:step_ms=1000]]", "steps": 20}),
+    );
+    let failed = wait_terminal(&key, &id);
+    assert_eq!(
+        (failed["status"].as_str(), failed["error_code"].as_str()),
+        (Some("failed"), Some("generation_timeout")),
+        "{failed}"
+    );
+    let c = credits(&key);
+    assert_eq!(
+        (c["balance_usd"].clone(), c["held_usd"].clone()),
+        (json!(2), json!(0))
+    );
+    // The origin was told to stop: both slots take new work at once.
+    let next: Vec<String> = (0..2)
+        .map(|i| submit_async(&key, &slow(&format!("n{i}"), 10)))
+        .collect();
+    for id in next {
+        assert_eq!(wait_terminal(&key, &id)["status"], "completed");
+    }
+    // Synchronous callers of a timed-out job get 504 in the error shape.
+    let job = get(&format!("/v1/jobs/{id}"), &key).body;
+    assert!(
+        job["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("time limit"),
+        "{job}"
+    );
 }

@@ -198,7 +198,8 @@ fn check_video(p: &VideoParams) -> Result<(), EngineError> {
         && p.fps == video::FPS;
     if !ok {
         return Err(EngineError::Failed(format!(
-            "The simulated engine renders LTX-2.3 sizes at {} fps and {}–{} frames (got {}×{}, {} frames at {} fps).",
+            "The simulated engine renders LTX-2.3 sizes at {} fps and {}–{} frames \
+             (got {}×{}, {} frames at {} fps).",
             video::FPS,
             video::FRAMES_MIN,
             video::FRAMES_MAX,
@@ -266,7 +267,8 @@ async fn video_output(
     let bytes = tokio::select! {
         biased;
         () = stop.wait() => return Err(EngineError::Stopped),
-        encoded = encode => encoded.map_err(|e| EngineError::Internal(format!("video encoding: {e}")))?,
+        encoded = encode => encoded
+            .map_err(|e| EngineError::Internal(format!("video encoding: {e}")))?,
     };
     let filename = Filename::output(&job.job_id, 0, "mp4");
     Ok(Output {
