@@ -185,3 +185,78 @@ fn the_origin_refuses_forged_stale_and_replayed_dispatches() {
         replay.body
     );
 }
+
+#[test]
+fn origins_register_by_signed_heartbeat_only() {
+    use kiln_shared::origin::HEARTBEAT_PATH;
+    let real = Keyring::parse(&env().origin_to_edge_keys).unwrap();
+    let forged = Keyring::parse("k1:ffffffffffffffffffffffffffffffffffffffff").unwrap();
+    let url = format!("{}{HEARTBEAT_PATH}", env().edge);
+    // An origin no configuration names; it serves no catalog model, so the shared
+    // stack never hands it a job.
+    let beat = |id: &str| {
+        json!({"origin_id": id, "url": "http://127.0.0.1:9", "engine": "sim", "simulated": true,
+               "slots": 2, "busy": 0, "models": ["none"], "resident_models": [], "running": []})
+        .to_string()
+    };
+    let listed = |id: &str| -> bool {
+        let h = reply(
+            client()
+                .get(format!("{}/health", env().edge))
+                .send()
+                .unwrap(),
+        );
+        h.body["origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["id"] == id)
+    };
+    let body = beat("origin-forged");
+    let r = send(
+        reqwest::Method::POST,
+        &url,
+        HEARTBEAT_PATH,
+        &forged,
+        now_secs(),
+        body.as_bytes(),
+        body.as_bytes(),
+    );
+    assert_eq!(
+        (r.status, error_of(&r).0.as_str()),
+        (401, "invalid_signature")
+    );
+    let unsigned = reply(client().post(&url).body(body.clone()).send().unwrap());
+    assert_eq!(unsigned.status, 401);
+    assert!(!listed("origin-forged"));
+
+    let body = beat("origin-by-heartbeat");
+    let r = send(
+        reqwest::Method::POST,
+        &url,
+        HEARTBEAT_PATH,
+        &real,
+        now_secs(),
+        body.as_bytes(),
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let h = reply(
+        client()
+            .get(format!("{}/health", env().edge))
+            .send()
+            .unwrap(),
+    );
+    let o = h.body["origins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["id"] == "origin-by-heartbeat")
+        .cloned()
+        .unwrap_or_else(|| panic!("not registered: {}", h.body));
+    assert_eq!(
+        (o["status"].as_str(), o["slots"].as_u64()),
+        (Some("up"), Some(2)),
+        "{o}"
+    );
+}
