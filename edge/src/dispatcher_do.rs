@@ -775,7 +775,12 @@ impl DispatcherDo {
         let running = self.job_rows(Some("running"))?;
         let lease = self.lease_ms();
         let next_lease = running.iter().map(|r| r.lease_ms + lease - now).min();
+        // Jobs that arrived while this round was dispatching, with a slot free for
+        // them: hand them out at once rather than on the next tick.
+        let ready = queued > 0
+            && !queue::plan(&self.waiting()?, &self.served()?, &self.candidates(now)?).is_empty();
         let next = match (queued > 0, next_lease) {
+            _ if ready => Some(1),
             (true, Some(l)) => Some(l.min(RETRY_TICK_MS)),
             (true, None) => Some(RETRY_TICK_MS),
             (false, Some(l)) => Some(l),
