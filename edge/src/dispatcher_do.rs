@@ -3,7 +3,8 @@
 //! 2 and 6).
 //!
 //! - **Registry.** Origins come from the `ORIGINS` setting and from signed heartbeats
-//!   (`Heartbeat`: url, slots, busy, models, resident models, running jobs). An origin
+//!   (`Heartbeat`: url, slots, busy, models, resident models, running jobs). For an
+//!   origin named in `ORIGINS`, the configured URL wins over the one it reports. An origin
 //!   is *up* while its heartbeats are fresh, *unknown* when configured but never heard
 //!   from (still tried), *down* when its heartbeats stopped or a dispatch to it failed.
 //! - **Queue.** `enqueue` stores the job; the alarm hands queued jobs to origins with a
@@ -91,6 +92,10 @@ pub struct Lost {
     pub origin_id: String,
     /// Whether another live origin could take the job.
     pub can_retry: bool,
+    /// The job never left the queue: no origin that serves its model has been up for a
+    /// whole lease. It fails with 503 `no_capacity` instead of `origin_lost`.
+    #[serde(default)]
+    pub no_origin: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -169,6 +174,7 @@ struct JobRow {
     origin_id: Option<String>,
     lease_ms: i64,
     exclude_origin: Option<String>,
+    enqueued_ms: i64,
 }
 
 #[derive(Deserialize)]
@@ -321,7 +327,7 @@ impl DispatcherDo {
 
     fn job_rows(&self, state: Option<&str>) -> EdgeResult<Vec<JobRow>> {
         let cols = "job_id, account_id, model_id, seq, attempt, state, origin_id, lease_ms,
-                    exclude_origin";
+                    exclude_origin, enqueued_ms";
         Ok(match state {
             Some(s) => self
                 .sql
@@ -663,7 +669,7 @@ impl DispatcherDo {
             .sql
             .exec(
                 "DELETE FROM jobs WHERE job_id = ? RETURNING job_id, account_id, model_id, seq,
-                 attempt, state, origin_id, lease_ms, exclude_origin",
+                 attempt, state, origin_id, lease_ms, exclude_origin, enqueued_ms",
                 vec![req.job_id.as_str().into()],
             )?
             .to_array()?;
@@ -724,7 +730,9 @@ impl DispatcherDo {
             "INSERT INTO origins (id, url, slots, engine, simulated, models, resident,
                                   vram_free_gb, last_seen_ms, down_until_ms, full_until_ms)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)
-             ON CONFLICT (id) DO UPDATE SET url = excluded.url, slots = excluded.slots,
+             ON CONFLICT (id) DO UPDATE SET
+               url = CASE WHEN origins.from_config = 1 THEN origins.url ELSE excluded.url END,
+               slots = excluded.slots,
                engine = excluded.engine, simulated = excluded.simulated,
                models = excluded.models, resident = excluded.resident,
                vram_free_gb = excluded.vram_free_gb, last_seen_ms = excluded.last_seen_ms,
@@ -793,10 +801,53 @@ impl DispatcherDo {
         Ok(())
     }
 
-    /// One round: take back jobs from silent origins, then hand out queued jobs.
+    /// One round: take back jobs from silent origins, give up on queued jobs no origin
+    /// can serve, then hand out queued jobs.
     async fn tick(&self) -> EdgeResult<()> {
         self.expire_leases().await?;
+        self.fail_unservable().await?;
         self.pump().await
+    }
+
+    /// Queued jobs that have waited a whole lease while no origin serving their model
+    /// was up (or unknown) fail with 503 and a refund, rather than waiting for the hard
+    /// timeout. Submissions in that state are refused at once by `enqueue`.
+    async fn fail_unservable(&self) -> EdgeResult<()> {
+        let now = now_ms();
+        let lease = self.lease_ms();
+        for row in self.job_rows(Some("queued"))? {
+            if now - row.enqueued_ms <= lease
+                || self.any_origin_for(&row.model_id, row.exclude_origin.as_deref(), now)?
+            {
+                continue;
+            }
+            let Some(id) = JobId::parse(&row.job_id) else {
+                continue;
+            };
+            let body = serde_json::to_value(Lost {
+                attempt: row.attempt as u32,
+                origin_id: String::new(),
+                can_retry: false,
+                no_origin: true,
+            })?;
+            let answer: EdgeResult<LostAnswer> = call_do(
+                &job_stub(&self.env, &id)?,
+                Method::Post,
+                "/lost",
+                Some(&body),
+            )
+            .await;
+            match answer {
+                Ok(_) => {
+                    self.sql.exec(
+                        "DELETE FROM jobs WHERE job_id = ? AND state = 'queued'",
+                        vec![row.job_id.as_str().into()],
+                    )?;
+                }
+                Err(e) => worker::console_error!("unservable {}: {e:?}", row.job_id),
+            }
+        }
+        Ok(())
     }
 
     async fn expire_leases(&self) -> EdgeResult<()> {
@@ -829,6 +880,7 @@ impl DispatcherDo {
                 attempt: row.attempt as u32,
                 origin_id: origin.clone(),
                 can_retry,
+                no_origin: false,
             })?;
             let answer: EdgeResult<LostAnswer> = call_do(
                 &job_stub(&self.env, &id)?,

@@ -231,6 +231,8 @@ impl JobDo {
             .storage()
             .set_alarm(deadline_ms.saturating_sub(now_ms()).max(1))
             .await?;
+        // Announced before it is queued, so no origin event can overtake it.
+        self.publish(&job, None).await;
         let body = serde_json::to_value(Enqueue {
             account_id: job.account_id.to_string(),
             job: dispatch_job(&job),
@@ -437,11 +439,19 @@ impl JobDo {
                 },
             );
         }
-        job.fail(
-            "origin_lost",
-            "The GPU running this job stopped answering and no other could take it over.",
-            now_ms(),
-        );
+        if lost.no_origin {
+            job.fail(
+                "no_capacity",
+                "No GPU serving this model was available while the job waited.",
+                now_ms(),
+            );
+        } else {
+            job.fail(
+                "origin_lost",
+                "The GPU running this job stopped answering and no other could take it over.",
+                now_ms(),
+            );
+        }
         self.save(&job)?;
         self.settle(&job).await?;
         self.publish(&job, None).await;

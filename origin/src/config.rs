@@ -13,7 +13,7 @@
 //! | `KILN_SIM_STEP_MS` | `150` | sim pace per denoising step, so progress looks like a real GPU's |
 //! | `KILN_SIM_LOAD_MS` | `400` | sim model-load time, paid once per model per process |
 //! | `KILN_PUBLIC_URL` | `http://{bound address}` | where the edge reaches this origin, sent in heartbeats; set it when the origin listens on `0.0.0.0` or behind a proxy |
-//! | `KILN_HEARTBEAT_MS` | `5000` | heartbeat period (100–60000); `0` turns heartbeats off, for tests that drive the router alone |
+//! | `KILN_HEARTBEAT_MS` | `5000` | heartbeat period (100–10000; keep it under a third of the edge's `LEASE_SECS`); `0` turns heartbeats off, for tests that drive the router alone |
 //!
 //! Secrets live only inside [`Keyring`], whose `Debug` never shows them, so printing a
 //! [`Config`] or a [`ConfigError`] cannot leak one.
@@ -36,8 +36,9 @@ pub const SIM_PACE_MS_MAX: u64 = 60_000;
 pub const HEARTBEAT_MS_DEFAULT: u64 = 5_000;
 /// Faster than this is load on the edge for no gain in freshness.
 pub const HEARTBEAT_MS_MIN: u64 = 100;
-/// Slower than this and the edge's leases (about a minute) would lapse between beats.
-pub const HEARTBEAT_MS_MAX: u64 = 60_000;
+/// Slower than this and the edge's leases (`LEASE_SECS`, 30 s by default) would lapse
+/// after two or three lost beats.
+pub const HEARTBEAT_MS_MAX: u64 = 10_000;
 
 /// Everything the origin needs to start.
 #[derive(Debug, Clone)]
@@ -366,8 +367,8 @@ mod tests {
             Some("https://gpu-1.example.com:8788")
         );
         assert_eq!(c.heartbeat, Some(Duration::from_millis(100)));
-        let c = from(&[("KILN_HEARTBEAT_MS", "60000")], &[]).unwrap();
-        assert_eq!(c.heartbeat, Some(Duration::from_secs(60)));
+        let c = from(&[("KILN_HEARTBEAT_MS", "10000")], &[]).unwrap();
+        assert_eq!(c.heartbeat, Some(Duration::from_secs(10)));
         let c = from(&[("KILN_HEARTBEAT_MS", "0")], &[]).unwrap();
         assert_eq!(c.heartbeat, None);
     }
@@ -407,7 +408,7 @@ mod tests {
             (&[("KILN_SLOTS", "two")], &[], "KILN_SLOTS"),
             (&[("KILN_SIM_STEP_MS", "-1")], &[], "KILN_SIM_STEP_MS"),
             (&[("KILN_HEARTBEAT_MS", "99")], &[], "KILN_HEARTBEAT_MS"),
-            (&[("KILN_HEARTBEAT_MS", "60001")], &[], "KILN_HEARTBEAT_MS"),
+            (&[("KILN_HEARTBEAT_MS", "10001")], &[], "KILN_HEARTBEAT_MS"),
             (&[("KILN_HEARTBEAT_MS", "5s")], &[], "KILN_HEARTBEAT_MS"),
             (&[("KILN_PUBLIC_URL", "gpu-1:8788")], &[], "KILN_PUBLIC_URL"),
             (&[("KILN_PUBLIC_URL", "http://")], &[], "KILN_PUBLIC_URL"),

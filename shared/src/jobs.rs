@@ -494,7 +494,10 @@ impl JobState {
             "input_files": self.input_files,
             "output_files": self.outputs.iter().map(|o| &o.filename).collect::<Vec<_>>(),
             "outputs": outputs,
-            "units": self.params.units(),
+            "units": match &self.params {
+                JobParams::Image(_) => json!(1),
+                JobParams::Video(p) => json!((p.duration_s() * 10_000.0).round() / 10_000.0),
+            },
             "cost_usd": self.cost.to_usd_json(),
             "seed": self.params.seed(),
             "replyRef": self.reply_ref,

@@ -235,12 +235,25 @@ fn a_killed_origin_loses_its_job_to_the_other_then_jobs_fail_with_a_refund() {
     // and is refunded.
     let id = submit_async(&key, &slow("orphan", 150));
     wait_for(&key, &id, "processing", |j| j["status"] == "processing");
+    let waiting = submit_async(&key, &slow("waiting", 10));
+    assert_eq!(
+        get(&format!("/v1/jobs/{waiting}"), &key).body["status"],
+        "queued"
+    );
     env().kill_origin(other_ix);
     let failed = wait_terminal(&key, &id);
     assert_eq!(
         (failed["status"].as_str(), failed["error_code"].as_str()),
         (Some("failed"), Some("origin_lost")),
         "{failed}"
+    );
+    // The job still waiting in the queue fails too, once no origin has been up for a
+    // whole lease, rather than at its hard timeout.
+    let unserved = wait_terminal(&key, &waiting);
+    assert_eq!(
+        (unserved["status"].as_str(), unserved["error_code"].as_str()),
+        (Some("failed"), Some("no_capacity")),
+        "{unserved}"
     );
     let c = credits(&key);
     assert_eq!(
