@@ -15,7 +15,7 @@
 //! State lives in SQL only: a panic or eviction resets the isolate, and the in-memory
 //! waiters and subscribers are a latency optimisation (clients reconnect; waits loop).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use futures_channel::oneshot;
@@ -32,10 +32,13 @@ use crate::error::{EdgeError, EdgeResult};
 use crate::http::{call_do, internal_body, json, query_param};
 use crate::now_ms;
 use crate::sse::{frame, Hub};
-use crate::user_stream_do::{user_stream_stub, Publish};
+use crate::user_stream_do::{user_stream_stub, Publish, Published};
 
 /// Retry pace for settling with the Account DO when it could not be reached.
 const SETTLE_RETRY_MS: i64 = 5_000;
+/// How long progress steps skip an account stream that had no subscriber; a client that
+/// subscribes meanwhile gets the job's state first and its steps from then on.
+const USER_STREAM_QUIET_MS: i64 = 1_000;
 /// A single wait never exceeds this; callers loop for longer windows.
 const WAIT_MS_MAX: u64 = 100_000;
 
@@ -48,6 +51,8 @@ pub struct JobDo {
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     /// Open `GET /v1/jobs/{id}/stream` connections.
     hub: Hub,
+    /// Until then, progress steps skip the account's stream: it had no subscriber.
+    user_stream_quiet_until: Cell<i64>,
 }
 
 /// A job as Durable Objects pass it around; `queue_position` (1 = next) is set while
@@ -83,6 +88,7 @@ impl DurableObject for JobDo {
             sql,
             waiters: RefCell::new(Vec::new()),
             hub: Hub::default(),
+            user_stream_quiet_until: Cell::new(0),
         }
     }
 
@@ -193,17 +199,25 @@ impl JobDo {
         let f = Self::frame_of(job, position);
         self.hub.publish(&f, job.status.is_terminal());
         self.wake();
+        // Progress steps are superseded by the next one: while the account has no
+        // stream open, they are not sent there (status changes always are).
+        let now = now_ms();
+        if job.status == JobStatus::Processing && now < self.user_stream_quiet_until.get() {
+            return;
+        }
         let body = match serde_json::to_value(Publish { frame: f }) {
             Ok(b) => b,
             Err(_) => return,
         };
-        let result: EdgeResult<serde_json::Value> =
+        let result: EdgeResult<Published> =
             match user_stream_stub(&self.env, job.account_id.as_str()) {
                 Ok(stub) => call_do(&stub, Method::Post, "/publish", Some(&body)).await,
                 Err(e) => Err(e),
             };
-        if let Err(e) = result {
-            worker::console_warn!("user stream publish for {}: {e:?}", job.id);
+        match result {
+            Ok(p) if !p.subscribers => self.user_stream_quiet_until.set(now + USER_STREAM_QUIET_MS),
+            Ok(_) => self.user_stream_quiet_until.set(0),
+            Err(e) => worker::console_warn!("user stream publish for {}: {e:?}", job.id),
         }
     }
 

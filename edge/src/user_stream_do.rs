@@ -5,7 +5,6 @@
 
 use kiln_shared::ApiError;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, State};
 
 use crate::config;
@@ -31,6 +30,12 @@ pub struct Publish {
     pub frame: String,
 }
 
+/// The answer to a publish: whether anyone is listening.
+#[derive(Serialize, Deserialize)]
+pub struct Published {
+    pub subscribers: bool,
+}
+
 impl DurableObject for UserStreamDo {
     fn new(_state: State, env: Env) -> Self {
         Self {
@@ -51,7 +56,12 @@ impl DurableObject for UserStreamDo {
             (Method::Post, "/publish") => match internal_body::<Publish>(&mut req).await {
                 Ok(p) => {
                     self.hub.publish(&p.frame, false);
-                    json(200, &json!({"subscribers": !self.hub.is_empty()}))
+                    json(
+                        200,
+                        &Published {
+                            subscribers: !self.hub.is_empty(),
+                        },
+                    )
                 }
                 Err(e) => Err(e),
             },

@@ -547,3 +547,26 @@ fn every_documented_operation_is_routed() {
     }
     assert!(checked >= 25, "only {checked} operations documented");
 }
+
+#[test]
+fn many_subscribers_of_one_job_all_see_it_end() {
+    let key = new_account();
+    let id = submit_async(&key, &json!({"prompt": slow("crowd", 100)}));
+    let watchers: Vec<_> = (0..4)
+        .map(|_| {
+            let (key, id) = (key.clone(), id.clone());
+            std::thread::spawn(move || {
+                let (_, s) = Sse::open(&format!("/v1/jobs/{id}/stream"), Some(&key));
+                s.unwrap().until_terminal()
+            })
+        })
+        .collect();
+    for w in watchers {
+        let events = w.join().unwrap();
+        let (name, data) = events.last().unwrap();
+        assert_eq!(
+            (name.as_str(), data["id"].as_str()),
+            ("completed", Some(id.as_str()))
+        );
+    }
+}
