@@ -265,7 +265,38 @@ const SCHEMA: &[&str] = &[
         body TEXT, headers TEXT, created_at_ms INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS rate (key_id TEXT PRIMARY KEY, tokens_milli INTEGER NOT NULL, updated_ms INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS stripe_events (event_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)",
+    // The current signing secret has no expiry; a rotated-out one signs until it expires.
+    "CREATE TABLE IF NOT EXISTS webhook_secrets (
+        secret TEXT PRIMARY KEY, created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER)",
 ];
+
+/// After a rotation, the old webhook secret keeps signing (beside the new one) this long.
+pub const WEBHOOK_SECRET_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The account's webhook signing secrets: `current`, and `previous` while it overlaps.
+#[derive(Serialize, Deserialize)]
+pub struct WebhookSecrets {
+    pub current: String,
+    pub created_at_ms: i64,
+    pub previous: Option<PreviousSecret>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub secret: String,
+    pub expires_at_ms: i64,
+}
+
+impl WebhookSecrets {
+    /// Every secret that signs now, newest first.
+    pub fn signing(&self) -> Vec<&str> {
+        let mut out = vec![self.current.as_str()];
+        if let Some(p) = &self.previous {
+            out.push(p.secret.as_str());
+        }
+        out
+    }
+}
 
 fn opt(v: Option<&str>) -> SqlStorageValue {
     v.map(Into::into).unwrap_or(SqlStorageValue::Null)
@@ -289,6 +320,7 @@ impl DurableObject for AccountDo {
             (Method::Get, "/credits") => self.credits(),
             (Method::Get, "/keys") => self.list_keys(),
             (Method::Get, "/usage") => self.usage(&req),
+            (Method::Get, "/webhooks/secret") => self.webhook_secrets(),
             (Method::Post, _) => self.post(&path, &mut req).await,
             _ => Err(ApiError::route_not_found("DO", &path).into()),
         };
@@ -311,6 +343,7 @@ impl AccountDo {
             "/idem/abort" => self.idem_abort(internal_body::<IdemKeyBody>(req).await?.key),
             "/topup" => self.top_up(internal_body(req).await?),
             "/adjust" => self.adjust(internal_body(req).await?),
+            "/webhooks/secret/rotate" => self.rotate_webhook_secret(),
             _ => Err(ApiError::route_not_found("DO", path).into()),
         }
     }
@@ -580,6 +613,82 @@ impl AccountDo {
                 "last_used_at": acct.last_used_at_ms.map(rfc3339),
             }),
         )
+    }
+
+    /// The signing secrets, creating the first on first use.
+    fn load_webhook_secrets(&self) -> EdgeResult<WebhookSecrets> {
+        #[derive(Deserialize)]
+        struct Row {
+            secret: String,
+            created_at_ms: i64,
+            expires_at_ms: Option<i64>,
+        }
+        self.account()?;
+        let now = now_ms();
+        self.sql.exec(
+            "DELETE FROM webhook_secrets WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?",
+            vec![now.into()],
+        )?;
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                "SELECT secret, created_at_ms, expires_at_ms FROM webhook_secrets
+                 ORDER BY created_at_ms DESC",
+                None,
+            )?
+            .to_array()?;
+        let (current, previous): (Vec<&Row>, Vec<&Row>) =
+            rows.iter().partition(|r| r.expires_at_ms.is_none());
+        let (secret, created_at_ms) = match current.first() {
+            Some(r) => (r.secret.clone(), r.created_at_ms),
+            None => {
+                let secret = kiln_shared::webhooks::new_secret(crate::random_bytes());
+                self.sql.exec(
+                    "INSERT INTO webhook_secrets (secret, created_at_ms) VALUES (?, ?)",
+                    vec![secret.as_str().into(), now.into()],
+                )?;
+                (secret, now)
+            }
+        };
+        Ok(WebhookSecrets {
+            current: secret,
+            created_at_ms,
+            previous: previous.first().map(|r| PreviousSecret {
+                secret: r.secret.clone(),
+                expires_at_ms: r.expires_at_ms.unwrap_or(now),
+            }),
+        })
+    }
+
+    fn webhook_secrets(&self) -> EdgeResult<Response> {
+        json(200, &self.load_webhook_secrets()?)
+    }
+
+    /// A new current secret; the old one keeps signing for 24 h. A secret rotated out
+    /// earlier stops at once (at most two sign at any time).
+    fn rotate_webhook_secret(&self) -> EdgeResult<Response> {
+        let old = self.load_webhook_secrets()?;
+        let now = now_ms();
+        let secret = kiln_shared::webhooks::new_secret(crate::random_bytes());
+        self.sql.exec(
+            "DELETE FROM webhook_secrets WHERE expires_at_ms IS NOT NULL",
+            None,
+        )?;
+        self.sql.exec(
+            "UPDATE webhook_secrets SET expires_at_ms = ? WHERE secret = ?",
+            vec![
+                (now + WEBHOOK_SECRET_OVERLAP_MS).into(),
+                old.current.as_str().into(),
+            ],
+        )?;
+        self.sql.exec(
+            "INSERT INTO webhook_secrets (secret, created_at_ms) VALUES (?, ?)",
+            vec![
+                secret.as_str().into(),
+                (now + 1).max(old.created_at_ms + 1).into(),
+            ],
+        )?;
+        json(200, &self.load_webhook_secrets()?)
     }
 
     fn list_keys(&self) -> EdgeResult<Response> {

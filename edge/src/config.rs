@@ -101,3 +101,27 @@ pub fn stripe_webhook_secret(env: &Env) -> EdgeResult<String> {
 pub fn admin_token(env: &Env) -> Option<String> {
     string(env, "ADMIN_TOKEN")
 }
+
+/// Webhook destinations allowed although private (`WEBHOOK_ALLOW_HOSTS`: hostnames, IPs
+/// or CIDRs, comma-separated). Unset or malformed allows nothing extra; a malformed
+/// setting is logged.
+pub fn webhook_allow_list(env: &Env) -> kiln_shared::webhooks::AllowList {
+    let spec = string(env, "WEBHOOK_ALLOW_HOSTS").unwrap_or_default();
+    kiln_shared::webhooks::AllowList::parse(&spec).unwrap_or_else(|e| {
+        worker::console_error!("WEBHOOK_ALLOW_HOSTS: {e}");
+        kiln_shared::webhooks::AllowList::default()
+    })
+}
+
+/// Webhook retry delays in ms (`WEBHOOK_RETRY_SCHEDULE_MS`, for tests); the API's
+/// schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h) otherwise.
+pub fn webhook_retry_schedule_ms(env: &Env) -> Vec<u64> {
+    string(env, "WEBHOOK_RETRY_SCHEDULE_MS")
+        .and_then(|s| kiln_shared::webhooks::parse_schedule(&s))
+        .unwrap_or_else(|| {
+            kiln_shared::webhooks::RETRY_SCHEDULE_SECS
+                .iter()
+                .map(|s| s * 1000)
+                .collect()
+        })
+}

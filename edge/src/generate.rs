@@ -159,6 +159,11 @@ pub async fn handle_video(
 
 async fn submit(req: Request, env: &Env, caller: &Caller, s: Submission) -> EdgeResult<Response> {
     let mode = mode(&req, env, &s.options)?;
+    if let Some(url) = &s.options.reply_url {
+        // The SSRF guard: never deliver to private, loopback or link-local addresses.
+        kiln_shared::webhooks::check_destination(url, &config::webhook_allow_list(env))
+            .map_err(|why| ApiError::invalid_param("replyUrl", "invalid_reply_url", why))?;
+    }
     let base = base_url(&req)?;
     let id = JobId::generate(now_ms() as u64, random_bytes());
     let cost = if caller.kind.is_test() {
@@ -178,6 +183,7 @@ async fn submit(req: Request, env: &Env, caller: &Caller, s: Submission) -> Edge
         reply_url: s.options.reply_url.clone(),
         reply_ref: s.options.reply_ref.clone(),
         base_url: base.clone(),
+        webhook_progress: s.options.webhook_progress,
     };
     let balances = hold(caller, &new_job).await?;
     let job = JobState::new(new_job, now_ms());

@@ -31,6 +31,7 @@ use crate::dispatcher_do::{dispatcher_stub, Cancel, Done, Enqueue, Lost, LostAns
 use crate::error::{EdgeError, EdgeResult};
 use crate::http::{call_do, internal_body, json, query_param};
 use crate::now_ms;
+use crate::outbox::{self, Outbox};
 use crate::sse::{frame, Hub};
 use crate::user_stream_do::{user_stream_stub, Publish, Published};
 
@@ -74,13 +75,13 @@ struct Row {
 impl DurableObject for JobDo {
     fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
-        if let Err(e) = sql.exec(
-            "CREATE TABLE IF NOT EXISTS job (
+        let job_table = "CREATE TABLE IF NOT EXISTS job (
                 id TEXT PRIMARY KEY, state TEXT NOT NULL, settled INTEGER NOT NULL DEFAULT 0,
-                deadline_ms INTEGER NOT NULL)",
-            None,
-        ) {
-            worker::console_error!("job schema: {e}");
+                deadline_ms INTEGER NOT NULL)";
+        for ddl in std::iter::once(job_table).chain(outbox::SCHEMA.iter().copied()) {
+            if let Err(e) = sql.exec(ddl, None) {
+                worker::console_error!("job schema: {e}");
+            }
         }
         Self {
             state,
@@ -111,6 +112,8 @@ impl DurableObject for JobDo {
                 Ok(lost) => self.lost(lost).await,
                 Err(e) => Err(e),
             },
+            (Method::Get, "/deliveries") => self.outbox().list().and_then(|d| json(200, &d)),
+            (Method::Post, "/webhook/replay") => self.replay().await,
             _ => Err(ApiError::route_not_found("DO", &path).into()),
         };
         Ok(result.unwrap_or_else(EdgeError::into_response))
@@ -196,6 +199,17 @@ impl JobDo {
     /// Tells every listener about the job's new state: SSE subscribers of this job, the
     /// account's stream, and synchronous waiters.
     async fn publish(&self, job: &JobState, position: Option<u32>) {
+        // Webhooks first: the outbox row is written before anything else can fail.
+        let view = job.to_view(&job.base_url, None);
+        match self.outbox().record(job, &view) {
+            Ok(true) => {
+                if let Err(e) = self.rearm().await {
+                    worker::console_error!("job {} rearm: {e:?}", job.id);
+                }
+            }
+            Ok(false) => {}
+            Err(e) => worker::console_error!("job {} webhook outbox: {e:?}", job.id),
+        }
         let f = Self::frame_of(job, position);
         self.hub.publish(&f, job.status.is_terminal());
         self.wake();
@@ -241,10 +255,7 @@ impl JobDo {
                 deadline_ms.into(),
             ],
         )?;
-        self.state
-            .storage()
-            .set_alarm(deadline_ms.saturating_sub(now_ms()).max(1))
-            .await?;
+        self.rearm().await?;
         // Announced before it is queued, so no origin event can overtake it.
         self.publish(&job, None).await;
         let body = serde_json::to_value(Enqueue {
@@ -492,8 +503,7 @@ impl JobDo {
             Ok(_) => self.mark_settled(job),
             Err(e) => {
                 worker::console_error!("settle {} failed, will retry: {e:?}", job.id);
-                self.state.storage().set_alarm(SETTLE_RETRY_MS).await?;
-                Ok(())
+                self.rearm().await
             }
         }
     }
@@ -510,26 +520,58 @@ impl JobDo {
         let Some((mut job, settled, deadline_ms)) = self.load()? else {
             return Ok(());
         };
-        let now = now_ms();
-        if !job.status.is_terminal() {
-            if now < deadline_ms {
-                self.state.storage().set_alarm(deadline_ms - now).await?;
-                return Ok(());
-            }
+        if !job.status.is_terminal() && now_ms() >= deadline_ms {
             job.fail(
                 "generation_timeout",
                 "The job did not finish within its time limit.",
-                now,
+                now_ms(),
             );
             self.save(&job)?;
             self.settle(&job).await?;
             self.withdraw(&job).await;
             self.publish(&job, None).await;
-            return Ok(());
-        }
-        if !settled {
+        } else if job.status.is_terminal() && !settled {
             self.settle(&job).await?;
         }
+        let delivered = self.outbox().deliver_due(&job).await;
+        self.rearm().await?;
+        delivered
+    }
+
+    fn outbox(&self) -> Outbox<'_> {
+        Outbox {
+            sql: &self.sql,
+            env: &self.env,
+        }
+    }
+
+    /// Sets the one alarm to the earliest thing due: the hard timeout of a running job,
+    /// a settlement to retry, the next webhook delivery.
+    async fn rearm(&self) -> EdgeResult<()> {
+        let Some((job, settled, deadline_ms)) = self.load()? else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let mut due: Vec<i64> = Vec::new();
+        if !job.status.is_terminal() {
+            due.push(deadline_ms);
+        } else if !settled {
+            due.push(now + SETTLE_RETRY_MS);
+        }
+        if let Some(next) = self.outbox().next_due_ms()? {
+            due.push(next);
+        }
+        match due.into_iter().min() {
+            Some(at) => self.state.storage().set_alarm((at - now).max(1)).await?,
+            None => self.state.storage().delete_alarm().await?,
+        }
         Ok(())
+    }
+
+    /// `POST /v1/jobs/{id}/webhook`.
+    async fn replay(&self) -> EdgeResult<Response> {
+        let job = self.load_existing()?;
+        let delivery = self.outbox().replay(&job).await?;
+        json(200, &delivery)
     }
 }

@@ -186,3 +186,38 @@ pub async fn handle_estimate(req: &Request, env: &Env) -> EdgeResult<Response> {
         }),
     )
 }
+
+/// `GET /v1/jobs/{id}/deliveries`: the job's webhook events and every delivery attempt.
+pub async fn handle_deliveries(env: &Env, caller: &Caller, id: &str) -> EdgeResult<Response> {
+    let owned = load_owned(env, caller, id).await?;
+    let d: crate::outbox::Deliveries = call_do(
+        &job_stub(env, &owned.job.id)?,
+        Method::Get,
+        "/deliveries",
+        None,
+    )
+    .await?;
+    json(
+        200,
+        &json!({
+            "object": "list",
+            "job_id": owned.job.id,
+            "reply_url": owned.job.reply_url,
+            "events": d.events,
+            "data": d.attempts,
+        }),
+    )
+}
+
+/// `POST /v1/jobs/{id}/webhook`: re-sends the terminal event now and reports the attempt.
+pub async fn handle_replay(env: &Env, caller: &Caller, id: &str) -> EdgeResult<Response> {
+    let owned = load_owned(env, caller, id).await?;
+    let d: crate::outbox::DeliveryView = call_do(
+        &job_stub(env, &owned.job.id)?,
+        Method::Post,
+        "/webhook/replay",
+        None,
+    )
+    .await?;
+    json(200, &d)
+}

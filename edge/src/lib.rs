@@ -11,6 +11,8 @@
 //! - [`catalog`] — `GET /v1/models`, `GET /v1/queue/status`.
 //! - [`sse`]     — event-stream frames and the subscriber hub.
 //! - [`outputs`] — `GET /outputs/{filename}` from R2, with ranges and long caching.
+//! - [`webhooks`], [`outbox`] — the webhook signing secret; each job's durable outbox of
+//!   signed webhook deliveries, retried from the Job DO's alarm.
 //! - [`origin_callbacks`] — signed events and output uploads from origins.
 //! - [`health`], [`openapi`] — service status and the API document.
 //! - Durable Objects: [`account_do`] (keys, ledger), [`job_do`] (one job's lifecycle),
@@ -42,12 +44,14 @@ pub mod jobs;
 pub mod keys;
 pub mod openapi;
 pub mod origin_callbacks;
+pub mod outbox;
 pub mod outputs;
 pub mod probe_do;
 pub mod router;
 pub mod sse;
 pub mod usage;
 pub mod user_stream_do;
+pub mod webhooks;
 
 use worker::{event, Context, Env, Request, Response};
 

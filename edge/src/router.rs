@@ -10,7 +10,7 @@ use crate::auth::{authenticate, Caller};
 use crate::error::{EdgeError, EdgeResult};
 use crate::{
     accounts, admin, billing, catalog, credits, generate, health, idempotency, jobs, keys, openapi,
-    origin_callbacks, outputs, usage,
+    origin_callbacks, outputs, usage, webhooks,
 };
 
 /// Routes anyone may call (their own checks, if any, are inside: signatures, tokens).
@@ -44,6 +44,10 @@ enum Keyed<'a> {
     JobsActive,
     JobStream(&'a str),
     UserStream,
+    JobDeliveries(&'a str),
+    JobWebhook(&'a str),
+    WebhookSecret,
+    WebhookSecretRotate,
 }
 
 impl Keyed<'_> {
@@ -91,6 +95,10 @@ fn resolve<'a>(segments: &[&'a str]) -> Option<(Resolved<'a>, &'static [Method])
         ["v1", "jobs", "active"] => (K(Keyed::JobsActive), &[Get]),
         ["v1", "jobs", "stream", "user"] => (K(Keyed::UserStream), &[Get]),
         ["v1", "jobs", id, "stream"] => (K(Keyed::JobStream(id)), &[Get]),
+        ["v1", "jobs", id, "deliveries"] => (K(Keyed::JobDeliveries(id)), &[Get]),
+        ["v1", "jobs", id, "webhook"] => (K(Keyed::JobWebhook(id)), &[Post]),
+        ["v1", "webhooks", "secret"] => (K(Keyed::WebhookSecret), &[Get]),
+        ["v1", "webhooks", "secret", "rotate"] => (K(Keyed::WebhookSecretRotate), &[Post]),
         ["v1", "jobs", id] => (K(Keyed::Job(id)), &[Get, Delete]),
         _ => return None,
     })
@@ -194,6 +202,10 @@ async fn handle_keyed(
         (Keyed::JobsActive, _) => jobs::handle_active(&req, env, caller).await,
         (Keyed::JobStream(id), _) => jobs::handle_stream(env, caller, id).await,
         (Keyed::UserStream, _) => jobs::handle_user_stream(env, caller).await,
+        (Keyed::JobDeliveries(id), _) => jobs::handle_deliveries(env, caller, id).await,
+        (Keyed::JobWebhook(id), _) => jobs::handle_replay(env, caller, id).await,
+        (Keyed::WebhookSecret, _) => webhooks::handle_get(caller).await,
+        (Keyed::WebhookSecretRotate, _) => webhooks::handle_rotate(caller).await,
     }
 }
 

@@ -211,6 +211,9 @@ fn known_code(code: &str) -> &'static str {
         "queue_full",
         "unknown_workflow",
         "cancelled",
+        "invalid_reply_url",
+        "no_reply_url",
+        "job_not_finished",
     ];
     CODES
         .iter()

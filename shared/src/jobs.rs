@@ -131,6 +131,8 @@ pub struct SubmitOptions {
     pub response_format: ResponseFormat,
     /// `pollForResult`: wait up to this many 3 s polls before answering.
     pub poll_for_result: Option<u32>,
+    /// `webhook_events: ["progress"]`: also send `job.progress` webhooks.
+    pub webhook_progress: bool,
 }
 
 impl SubmitOptions {
@@ -171,11 +173,17 @@ impl SubmitOptions {
                 ))
             }
         };
+        let webhook_progress = match f.string_list("webhook_events")? {
+            None => false,
+            Some(values) => crate::webhooks::parse_event_filter(&values)
+                .map_err(|m| ApiError::invalid_param("webhook_events", "invalid_value", m))?,
+        };
         Ok(Self {
             reply_url,
             reply_ref,
             response_format,
             poll_for_result,
+            webhook_progress,
         })
     }
 }
@@ -224,6 +232,9 @@ pub struct JobState {
     /// The edge's public origin the job was submitted to, for output URLs in events.
     #[serde(default)]
     pub base_url: String,
+    /// Whether `replyUrl` also gets `job.progress` events.
+    #[serde(default)]
+    pub webhook_progress: bool,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub queued_at_ms: i64,
@@ -271,6 +282,7 @@ pub struct NewJob {
     pub reply_url: Option<String>,
     pub reply_ref: Option<String>,
     pub base_url: String,
+    pub webhook_progress: bool,
 }
 
 impl JobState {
@@ -296,6 +308,7 @@ impl JobState {
             reply_url: job.reply_url,
             reply_ref: job.reply_ref,
             base_url: job.base_url,
+            webhook_progress: job.webhook_progress,
             error_code: None,
             error_message: None,
             queued_at_ms: now_ms,
@@ -551,6 +564,7 @@ mod tests {
                 reply_url: None,
                 reply_ref: Some("ref-1".into()),
                 base_url: "http://edge".into(),
+                webhook_progress: false,
             },
             1_000,
         )

@@ -21,6 +21,7 @@
 //! - [`stripe`]  — `Stripe-Signature` verification and the top-up events and tiers.
 //! - [`signing`] — HMAC request signing used in both directions between edge and origin.
 //! - [`time`]    — RFC 3339 formatting of Unix milliseconds.
+//! - [`webhooks`] — `replyUrl` deliveries: Standard Webhooks signing, retries, SSRF guard, events.
 
 pub mod accounts;
 pub mod catalog;
@@ -39,6 +40,7 @@ pub mod signing;
 pub mod stripe;
 pub mod time;
 pub mod video;
+pub mod webhooks;
 
 pub use error::ApiError;
 pub use money::MicroUsd;

@@ -8,6 +8,7 @@
 //!   with fresh signing keys, and stops them (whole process groups) on drop.
 
 pub mod build;
+pub mod receiver;
 pub mod stack;
 pub mod tools;
 

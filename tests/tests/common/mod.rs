@@ -31,6 +31,7 @@ pub struct Env {
 enum Control {
     KillOrigin(usize, mpsc::Sender<()>),
     StartOrigin(usize, mpsc::Sender<Result<(), String>>),
+    RestartEdge(mpsc::Sender<Result<(), String>>),
 }
 
 impl Env {
@@ -43,6 +44,18 @@ impl Env {
             .send(Control::KillOrigin(i, tx))
             .unwrap();
         rx.recv().unwrap();
+    }
+
+    /// Stops the edge runtime (wrangler dev / workerd) and starts it again on the same
+    /// port and persisted state.
+    pub fn restart_edge(&self) {
+        let (tx, rx) = mpsc::channel();
+        self.control
+            .lock()
+            .unwrap()
+            .send(Control::RestartEdge(tx))
+            .unwrap();
+        rx.recv().unwrap().expect("restarting the edge");
     }
 
     /// Starts origin `i` again on its port.
@@ -99,6 +112,10 @@ pub fn env_with(config: fn(PathBuf) -> StackConfig) -> &'static Env {
                             }
                             Control::StartOrigin(i, done) => {
                                 let r = stack.start_origin(i).map_err(|e| format!("{e:#}"));
+                                let _ = done.send(r);
+                            }
+                            Control::RestartEdge(done) => {
+                                let r = stack.restart_edge().map_err(|e| format!("{e:#}"));
                                 let _ = done.send(r);
                             }
                         }
