@@ -19,7 +19,7 @@ use crate::account_do::WebhookSecrets;
 use crate::auth::account_stub;
 use crate::config;
 use crate::error::EdgeResult;
-use crate::http::{call_do, fetch_with_timeout, request};
+use crate::http::{call_do, fetch_with_timeout};
 use crate::{now_ms, random_bytes};
 
 /// A receiver that has not answered after this long counts as a failed attempt.
@@ -223,9 +223,11 @@ impl Outbox<'_> {
         };
         // The allow-list may have changed since submission; check at every attempt.
         let allow = config::webhook_allow_list(self.env);
-        if let Err(why) = webhooks::check_destination(url, &allow) {
-            return failed(format!("destination not allowed: {why}"));
-        }
+        // What was checked is what is fetched: the normalised URL.
+        let url = match webhooks::check_destination(url, &allow) {
+            Ok(dest) => dest.url,
+            Err(why) => return failed(format!("destination not allowed: {why}")),
+        };
         let ts = started / 1000;
         let signature =
             match webhooks::signature_header(&secrets.signing(), msg_id, ts, body.as_bytes()) {
@@ -240,7 +242,8 @@ impl Outbox<'_> {
             ("webhook-timestamp", ts_text.as_str()),
             ("webhook-signature", signature.as_str()),
         ];
-        let req = match request(url, Method::Post, &headers, Some(body.as_bytes().to_vec())) {
+        // Redirects are not followed: one could lead to an address the guard refuses.
+        let req = match request_no_redirect(&url, &headers, body.as_bytes()) {
             Ok(r) => r,
             Err(e) => return failed(format!("{e:?}")),
         };
@@ -442,4 +445,22 @@ impl Outbox<'_> {
             .collect();
         Ok(Deliveries { events, attempts })
     }
+}
+
+/// A signed webhook POST that does not follow redirects (a 3xx is a failed attempt).
+fn request_no_redirect(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> EdgeResult<worker::Request> {
+    let h = worker::Headers::new();
+    for (k, v) in headers {
+        h.set(k, v)?;
+    }
+    let mut init = worker::RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(h)
+        .with_redirect(worker::RequestRedirect::Manual)
+        .with_body(Some(worker::js_sys::Uint8Array::from(body).into()));
+    Ok(worker::Request::new_with_init(url, &init)?)
 }

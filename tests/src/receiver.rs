@@ -52,7 +52,8 @@ impl From<u16> for Answer {
 
 #[derive(Default)]
 struct Shared {
-    script: Mutex<VecDeque<Answer>>,
+    /// Scripted answers, each for the requests whose body contains the text (or all).
+    script: Mutex<VecDeque<(Option<String>, Answer)>>,
     got: Mutex<Vec<Received>>,
     arrived: Condvar,
 }
@@ -85,7 +86,17 @@ impl Receiver {
     /// The next requests get these statuses, in order; after them, 200.
     pub fn script(&self, answers: impl IntoIterator<Item = impl Into<Answer>>) {
         let mut s = self.shared.script.lock().unwrap();
-        s.extend(answers.into_iter().map(Into::into));
+        s.extend(answers.into_iter().map(|a| (None, a.into())));
+    }
+
+    /// Like [`Receiver::script`], for requests whose body contains `text` only.
+    pub fn script_for(&self, text: &str, answers: impl IntoIterator<Item = impl Into<Answer>>) {
+        let mut s = self.shared.script.lock().unwrap();
+        s.extend(
+            answers
+                .into_iter()
+                .map(|a| (Some(text.to_owned()), a.into())),
+        );
     }
 
     /// Stops listening: connections are refused until [`Receiver::reopen`].
@@ -205,12 +216,16 @@ fn handle(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         .unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body)?;
-    let answer = shared
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| 200.into());
+    let answer = {
+        let mut script = shared.script.lock().unwrap();
+        let text = String::from_utf8_lossy(&body);
+        let pos = script
+            .iter()
+            .position(|(f, _)| f.as_deref().is_none_or(|f| text.contains(f)));
+        pos.and_then(|i| script.remove(i))
+            .map(|(_, a)| a)
+            .unwrap_or_else(|| 200.into())
+    };
     let mut out = stream;
     let mut head = format!(
         "HTTP/1.1 {} X\r\ncontent-length: 2\r\ncontent-type: application/json\r\nconnection: close\r\n",

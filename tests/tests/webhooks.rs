@@ -1,0 +1,419 @@
+//! End-to-end tests of webhook delivery (`replyUrl` / `replyRef`) against the real
+//! stack, with a local receiver standing in for the customer's endpoint (see
+//! `kiln_tests::receiver`). The test stack retries in hundreds of milliseconds instead
+//! of the production schedule, and allow-lists 127.0.0.1 so the receiver is reachable.
+//! Signatures are checked with the independent `standardwebhooks` crate.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use kiln_tests::receiver::{Answer, Received, Receiver};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The restart test stops the edge: it runs alone, the others share.
+static EDGE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared_edge() -> std::sync::RwLockReadGuard<'static, ()> {
+    EDGE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn secret(key: &str) -> String {
+    let r = get("/v1/webhooks/secret", key);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["secret"].as_str().unwrap().to_owned()
+}
+
+/// Verifies a delivery with the Standard Webhooks reference crate.
+fn verify(secret: &str, r: &Received) -> Result<(), String> {
+    let wh = standardwebhooks::Webhook::new(secret).map_err(|e| format!("{e:?}"))?;
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, r.header(name).parse().unwrap());
+    }
+    wh.verify(&r.body, &headers).map_err(|e| format!("{e:?}"))
+}
+
+fn of_type<'a>(got: &'a [Received], t: &str) -> Vec<&'a Received> {
+    got.iter().filter(|r| r.json()["type"] == t).collect()
+}
+
+fn deliveries(key: &str, id: &str) -> Value {
+    let r = get(&format!("/v1/jobs/{id}/deliveries"), key);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+#[test]
+fn a_completed_job_is_delivered_once_signed_with_reply_ref_and_outputs() {
+    let _edge = shared_edge();
+    let rx = Receiver::start();
+    let key = new_account();
+    let r = post(
+        "/v1/images/generations?async_mode=true",
+        &key,
+        &json!({"prompt": "a signed cat", "replyUrl": rx.url("/hooks/kiln"), "replyRef": "order-7"}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["job_id"].as_str().unwrap().to_owned();
+    let got = rx.wait_for(WAIT, "job.completed", |g| {
+        !of_type(g, "job.completed").is_empty()
+    });
+    // A moment more, so a duplicate would have arrived too.
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = rx.received();
+    let done = of_type(&got, "job.completed");
+    assert_eq!(done.len(), 1, "delivered more than once: {got:?}");
+    let done = done[0];
+    assert_eq!(
+        (done.method.as_str(), done.path.as_str()),
+        ("POST", "/hooks/kiln")
+    );
+    verify(&secret(&key), done).unwrap();
+    let body = done.json();
+    assert_eq!(body["replyRef"], "order-7");
+    assert_eq!(body["job"]["id"], id.as_str());
+    assert_eq!(body["job"]["status"], "completed");
+    assert_eq!(body["job"]["replyRef"], "order-7");
+    let url = body["job"]["outputs"][0]["url"].as_str().unwrap();
+    assert_eq!(download(url).0, 200);
+    // job.started came first, with its own webhook-id; no progress events unasked.
+    let started = of_type(&got, "job.started");
+    assert_eq!(started.len(), 1, "{got:?}");
+    assert!(started[0].at <= done.at);
+    assert_ne!(started[0].header("webhook-id"), done.header("webhook-id"));
+    assert!(of_type(&got, "job.progress").is_empty());
+    // The delivery log agrees.
+    let log = deliveries(&key, &id);
+    let states: Vec<&str> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["delivered", "delivered"], "{log}");
+}
+
+#[test]
+fn progress_events_come_only_when_asked() {
+    let _edge = shared_edge();
+    let rx = Receiver::start();
+    let key = new_account();
+    let r = post(
+        "/v1/images/generations?async_mode=true",
+        &key,
+        &json!({"prompt": "steps", "steps": 8, "replyUrl": rx.url("/p"),
+                "webhook_events": ["progress"]}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let got = rx.wait_for(WAIT, "job.completed", |g| {
+        !of_type(g, "job.completed").is_empty()
+    });
+    assert!(!of_type(&got, "job.progress").is_empty(), "{got:?}");
+    let bad = post(
+        "/v1/images/generations",
+        &key,
+        &json!({"prompt": "x", "replyUrl": rx.url("/p"), "webhook_events": ["sometimes"]}),
+    );
+    assert_eq!(
+        (bad.status, error_of(&bad)),
+        (400, ("invalid_value".into(), Some("webhook_events".into())))
+    );
+}
+
+#[test]
+fn a_receiver_failing_twice_gets_the_event_on_the_third_try_with_one_webhook_id() {
+    let _edge = shared_edge();
+    let rx = Receiver::start();
+    rx.script_for("job.completed", [500u16, 500]);
+    let key = new_account();
+    let r = post(
+        "/v1/images/generations",
+        &key,
+        &json!({"prompt": "persistence", "replyUrl": rx.url("/retry"), "replyRef": "r"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.body["job_id"].as_str().unwrap().to_owned();
+    let got = rx.wait_for(WAIT, "a delivered job.completed", |g| {
+        of_type(g, "job.completed").iter().any(|r| r.status == 200)
+    });
+    let tries = of_type(&got, "job.completed");
+    let statuses: Vec<u16> = tries.iter().map(|t| t.status).collect();
+    assert_eq!(statuses, [500, 500, 200]);
+    let first_id = tries[0].header("webhook-id");
+    assert!(tries.iter().all(|t| t.header("webhook-id") == first_id));
+    assert!(
+        tries.iter().all(|t| t.body == tries[0].body),
+        "the body changed between retries"
+    );
+    let s = secret(&key);
+    for t in &tries {
+        verify(&s, t).unwrap();
+    }
+    // The log shows every attempt of that event: status, latency, error.
+    let log = deliveries(&key, &id);
+    let attempts: Vec<&Value> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["webhook_id"] == first_id)
+        .collect();
+    let logged: Vec<u64> = attempts
+        .iter()
+        .map(|a| a["status_code"].as_u64().unwrap())
+        .collect();
+    assert_eq!(logged, [500, 500, 200], "{log}");
+    let numbers: Vec<u64> = attempts
+        .iter()
+        .map(|a| a["attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3], "{log}");
+    for a in &attempts {
+        assert!(
+            a["latency_ms"].as_i64().is_some() && a["attempted_at"].as_str().is_some(),
+            "{a}"
+        );
+    }
+    assert_eq!(attempts[0]["error"], "answered 500");
+}
+
+#[test]
+fn gone_stops_retries_and_retry_after_is_respected() {
+    let _edge = shared_edge();
+    let rx = Receiver::start();
+    rx.script([Answer {
+        status: 503,
+        headers: vec![("retry-after".into(), "2".into())],
+    }]);
+    let key = new_account();
+    let r = post(
+        "/v1/images/generations",
+        &key,
+        &json!({"prompt": "later please", "replyUrl": rx.url("/ra")}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = rx.wait_for(WAIT, "two job.started tries", |g| {
+        of_type(g, "job.started").len() >= 2
+    });
+    let started = of_type(&got, "job.started");
+    let gap = started[1].at - started[0].at;
+    assert!(
+        gap >= Duration::from_millis(1900),
+        "Retry-After: 2 ignored: retried after {gap:?}"
+    );
+
+    let gone = Receiver::start();
+    gone.script([410u16, 410, 410]);
+    let r = post(
+        "/v1/images/generations",
+        &key,
+        &json!({"prompt": "unsubscribed", "replyUrl": gone.url("/gone")}),
+    );
+    let id = r.body["job_id"].as_str().unwrap().to_owned();
+    gone.wait_for(WAIT, "two events", |g| g.len() >= 2);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        gone.received().len(),
+        2,
+        "retried after 410: {:?}",
+        gone.received()
+    );
+    let log = deliveries(&key, &id);
+    assert!(
+        log["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["state"] == "gone"),
+        "{log}"
+    );
+}
+
+#[test]
+fn private_and_odd_reply_urls_are_refused_at_submission_and_cost_nothing() {
+    let _edge = shared_edge();
+    let key = new_account();
+    let cases = [
+        "http://10.0.0.1/hook",
+        "http://192.168.1.20:8080/hook",
+        "http://172.16.5.4/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:8080/hook",
+        "http://[fe80::1]/hook",
+        "http://0x0a000001/hook",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://printer.local/hook",
+        "http://user:pass@example.com/hook",
+        "ftp://example.com/hook",
+        "file:///etc/passwd",
+    ];
+    for url in cases {
+        for field in ["replyUrl", "webhook_url"] {
+            let r = post(
+                "/v1/images/generations",
+                &key,
+                &json!({"prompt": "x", field: url}),
+            );
+            assert_eq!(r.status, 400, "{field}={url}: {}", r.body);
+            let (code, _) = error_of(&r);
+            assert!(
+                ["invalid_reply_url", "invalid_value"].contains(&code.as_str()),
+                "{url}: {}",
+                r.body
+            );
+        }
+        let v = post(
+            "/v1/video/generations",
+            &key,
+            &json!({"prompt": "x", "replyUrl": url}),
+        );
+        assert_eq!(v.status, 400, "video {url}: {}", v.body);
+    }
+    let c = credits(&key);
+    assert_eq!(
+        (c["balance_usd"].clone(), c["held_usd"].clone()),
+        (json!(2), json!(0))
+    );
+    assert_eq!(get("/v1/jobs/active", &key).body["data"], json!([]));
+    // A public destination is accepted (it is never reached: the job is test-mode free
+    // and the address is reserved for documentation).
+    let ok = post(
+        "/v1/images/generations?async_mode=true",
+        &key,
+        &json!({"prompt": "x", "replyUrl": "https://hooks.example.com/kiln"}),
+    );
+    assert_eq!(ok.status, 202, "{}", ok.body);
+}
+
+#[test]
+fn replay_resends_the_terminal_event_with_its_id_and_body_and_a_fresh_signature() {
+    let _edge = shared_edge();
+    let rx = Receiver::start();
+    let key = new_account();
+    let r = post(
+        "/v1/images/generations",
+        &key,
+        &json!({"prompt": "again", "replyUrl": rx.url("/replay"), "replyRef": "rr"}),
+    );
+    let id = r.body["job_id"].as_str().unwrap().to_owned();
+    let got = rx.wait_for(WAIT, "job.completed", |g| {
+        !of_type(g, "job.completed").is_empty()
+    });
+    let original = of_type(&got, "job.completed")[0].clone();
+    std::thread::sleep(Duration::from_millis(1100));
+    let rep = post(&format!("/v1/jobs/{id}/webhook"), &key, &json!({}));
+    assert_eq!(rep.status, 200, "{}", rep.body);
+    assert_eq!(
+        (
+            rep.body["status_code"].as_u64(),
+            rep.body["replay"].as_bool()
+        ),
+        (Some(200), Some(true))
+    );
+    let got = rx.wait_for(WAIT, "the replay", |g| {
+        of_type(g, "job.completed").len() >= 2
+    });
+    let replayed = of_type(&got, "job.completed")[1].clone();
+    assert_eq!(replayed.header("webhook-id"), original.header("webhook-id"));
+    assert_eq!(replayed.body, original.body);
+    assert!(
+        replayed.header("webhook-timestamp").parse::<i64>().unwrap()
+            > original.header("webhook-timestamp").parse::<i64>().unwrap()
+    );
+    assert_ne!(
+        replayed.header("webhook-signature"),
+        original.header("webhook-signature")
+    );
+    verify(&secret(&key), &replayed).unwrap();
+    assert_eq!(rep.body["webhook_id"], original.header("webhook-id"));
+
+    // Replay needs a finished job with a replyUrl, of your own account.
+    let plain = post(
+        "/v1/images/generations",
+        &key,
+        &json!({"prompt": "no hook"}),
+    );
+    let pid = plain.body["job_id"].as_str().unwrap();
+    let r = post(&format!("/v1/jobs/{pid}/webhook"), &key, &json!({}));
+    assert_eq!((r.status, error_of(&r).0.as_str()), (409, "no_reply_url"));
+    let other = new_account();
+    let r = post(&format!("/v1/jobs/{id}/webhook"), &other, &json!({}));
+    assert_eq!((r.status, error_of(&r).0.as_str()), (404, "job_not_found"));
+    let r = get(&format!("/v1/jobs/{id}/deliveries"), &other);
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn a_rotated_secret_keeps_signing_beside_the_new_one() {
+    let _edge = shared_edge();
+    let rx = Receiver::start();
+    let key = new_account();
+    let old = secret(&key);
+    assert!(old.starts_with("whsec_"));
+    assert_eq!(secret(&key), old, "the secret is stable until rotated");
+    let rotated = post("/v1/webhooks/secret/rotate", &key, &json!({}));
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let new = rotated.body["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert_eq!(rotated.body["previous"]["secret"], old.as_str());
+    assert!(rotated.body["previous"]["expires_at"].as_str().is_some());
+    post(
+        "/v1/images/generations",
+        &key,
+        &json!({"prompt": "two keys", "replyUrl": rx.url("/rot")}),
+    );
+    let got = rx.wait_for(WAIT, "job.completed", |g| {
+        !of_type(g, "job.completed").is_empty()
+    });
+    let d = of_type(&got, "job.completed")[0];
+    assert_eq!(
+        d.header("webhook-signature").split(' ').count(),
+        2,
+        "{:?}",
+        d.headers
+    );
+    verify(&new, d).unwrap();
+    verify(&old, d).unwrap();
+    assert!(verify(&secret(&new_account()), d).is_err());
+}
+
+#[test]
+fn a_receiver_down_across_an_edge_restart_still_gets_the_event() {
+    let _alone = EDGE.write().unwrap_or_else(|e| e.into_inner());
+    let mut rx = Receiver::start();
+    rx.close();
+    let key = new_account();
+    let r = post(
+        "/v1/images/generations",
+        &key,
+        &json!({"prompt": "durable", "replyUrl": rx.url("/late"), "replyRef": "late-1"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.body["job_id"].as_str().unwrap().to_owned();
+    // Wait until the outbox has failed at least once, so the event is mid-retry.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let log = deliveries(&key, &id);
+        if log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["type"] == "job.completed")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    env().restart_edge();
+    rx.reopen();
+    let got = rx.wait_for(WAIT, "job.completed after the restart", |g| {
+        !of_type(g, "job.completed").is_empty()
+    });
+    let d = of_type(&got, "job.completed")[0];
+    assert_eq!(d.json()["replyRef"], "late-1");
+    verify(&secret(&key), d).unwrap();
+}
