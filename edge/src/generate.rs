@@ -124,6 +124,18 @@ pub async fn handle_image(
     env: &Env,
     caller: &Caller,
 ) -> EdgeResult<Response> {
+    image(req, body, env, caller, false).await
+}
+
+/// An image job answered like `?async_mode=true` whatever the request says (the
+/// BFL-style façade).
+pub async fn image(
+    req: Request,
+    body: Vec<u8>,
+    env: &Env,
+    caller: &Caller,
+    force_async: bool,
+) -> EdgeResult<Response> {
     let image = ImageRequest::parse(&body)?;
     refuse_input_files(&image.input_files, "img2img")?;
     let s = Submission {
@@ -134,7 +146,7 @@ pub async fn handle_image(
         price: image.price(),
         options: image.options,
     };
-    submit(req, env, caller, s).await
+    submit(req, env, caller, s, force_async).await
 }
 
 /// `POST /v1/video/generations`.
@@ -154,11 +166,21 @@ pub async fn handle_video(
         price: video.price(),
         options: video.options,
     };
-    submit(req, env, caller, s).await
+    submit(req, env, caller, s, false).await
 }
 
-async fn submit(req: Request, env: &Env, caller: &Caller, s: Submission) -> EdgeResult<Response> {
-    let mode = mode(&req, env, &s.options)?;
+async fn submit(
+    req: Request,
+    env: &Env,
+    caller: &Caller,
+    s: Submission,
+    force_async: bool,
+) -> EdgeResult<Response> {
+    let mode = if force_async {
+        Mode::Async
+    } else {
+        mode(&req, env, &s.options)?
+    };
     if let Some(url) = &s.options.reply_url {
         // The SSRF guard: never deliver to private, loopback or link-local addresses.
         kiln_shared::webhooks::check_destination(url, &config::webhook_allow_list(env))

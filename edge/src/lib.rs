@@ -7,6 +7,7 @@
 //! - [`idempotency`] — `Idempotency-Key` on the POSTs that create things.
 //! - [`generate`] — `POST /v1/images/generations` and `/v1/video/generations`: validate,
 //!   price, hold, create, wait.
+//! - [`bfl`]     — the BFL-style façade (`/flux/v1/{model}`, `/flux/v1/get_result`).
 //! - [`jobs`]    — get, cancel, list active, stream (SSE), estimate.
 //! - [`catalog`] — `GET /v1/models`, `GET /v1/queue/status`.
 //! - [`sse`]     — event-stream frames and the subscriber hub.
@@ -28,6 +29,7 @@ pub mod account_do;
 pub mod accounts;
 pub mod admin;
 pub mod auth;
+pub mod bfl;
 pub mod billing;
 pub mod catalog;
 pub mod config;

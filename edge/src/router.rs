@@ -9,8 +9,8 @@ use worker::{Env, Method, Request, Response};
 use crate::auth::{authenticate, Caller};
 use crate::error::{EdgeError, EdgeResult};
 use crate::{
-    accounts, admin, billing, catalog, credits, generate, health, idempotency, jobs, keys, openapi,
-    origin_callbacks, outputs, usage, webhooks,
+    accounts, admin, bfl, billing, catalog, credits, generate, health, idempotency, jobs, keys,
+    openapi, origin_callbacks, outputs, usage, webhooks,
 };
 
 /// Routes anyone may call (their own checks, if any, are inside: signatures, tokens).
@@ -48,6 +48,8 @@ enum Keyed<'a> {
     JobWebhook(&'a str),
     WebhookSecret,
     WebhookSecretRotate,
+    BflSubmit(&'a str),
+    BflResult,
 }
 
 impl Keyed<'_> {
@@ -98,6 +100,8 @@ fn resolve<'a>(segments: &[&'a str]) -> Option<(Resolved<'a>, &'static [Method])
         ["v1", "jobs", id, "deliveries"] => (K(Keyed::JobDeliveries(id)), &[Get]),
         ["v1", "jobs", id, "webhook"] => (K(Keyed::JobWebhook(id)), &[Post]),
         ["v1", "webhooks", "secret"] => (K(Keyed::WebhookSecret), &[Get]),
+        ["flux", "v1", "get_result"] => (K(Keyed::BflResult), &[Get]),
+        ["flux", "v1", model] => (K(Keyed::BflSubmit(model)), &[Post]),
         ["v1", "webhooks", "secret", "rotate"] => (K(Keyed::WebhookSecretRotate), &[Post]),
         ["v1", "jobs", id] => (K(Keyed::Job(id)), &[Get, Delete]),
         _ => return None,
@@ -206,6 +210,13 @@ async fn handle_keyed(
         (Keyed::JobWebhook(id), _) => jobs::handle_replay(env, caller, id).await,
         (Keyed::WebhookSecret, _) => webhooks::handle_get(caller).await,
         (Keyed::WebhookSecretRotate, _) => webhooks::handle_rotate(caller).await,
+        (Keyed::BflSubmit(model), _) => {
+            idempotency::run(req, caller, generate::BODY_BYTES_MAX, |req, body| {
+                bfl::handle_submit(req, body, env, caller, model)
+            })
+            .await
+        }
+        (Keyed::BflResult, _) => bfl::handle_result(&req, env, caller).await,
     }
 }
 

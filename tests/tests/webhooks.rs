@@ -417,3 +417,87 @@ fn a_receiver_down_across_an_edge_restart_still_gets_the_event() {
     assert_eq!(d.json()["replyRef"], "late-1");
     verify(&secret(&key), d).unwrap();
 }
+
+#[test]
+fn the_bfl_style_facade_polls_to_ready_and_delivers_webhooks() {
+    let _edge = shared_edge();
+    let rx = Receiver::start();
+    let key = new_account();
+    let r = post(
+        "/flux/v1/flux2-dev",
+        &key,
+        &json!({"prompt": "draw a rainbow", "width": 1024, "height": 768, "guidance": 3.5,
+                "output_format": "png", "webhook_url": rx.url("/bfl"), "replyRef": "bfl-1"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let polling = r.body["polling_url"].as_str().unwrap().to_owned();
+    assert!(
+        polling.ends_with(&format!("/flux/v1/get_result?id={id}")),
+        "{polling}"
+    );
+    let path = polling
+        .split_once("/flux/")
+        .map(|(_, p)| format!("/flux/{p}"))
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let ready = loop {
+        let g = get(&path, &key);
+        assert_eq!(g.status, 200, "{}", g.body);
+        match g.body["status"].as_str().unwrap() {
+            "Ready" => break g.body,
+            "Pending" => {}
+            other => panic!("{other}: {}", g.body),
+        }
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (status, _, png) = download(ready["result"]["sample"].as_str().unwrap());
+    assert_eq!((status, png_size(&png)), (200, (1024, 768)));
+    let got = rx.wait_for(WAIT, "job.completed", |g| {
+        !of_type(g, "job.completed").is_empty()
+    });
+    let d = of_type(&got, "job.completed")[0];
+    assert_eq!(
+        (
+            d.json()["replyRef"].as_str(),
+            d.json()["job"]["params"]["cfg"].as_f64()
+        ),
+        (Some("bfl-1"), Some(3.5))
+    );
+    verify(&secret(&key), d).unwrap();
+
+    for (path, body, param) in [
+        ("/flux/v1/flux-pro-1.1", json!({"prompt": "x"}), "model"),
+        (
+            "/flux/v1/flux2-dev",
+            json!({"prompt": "x", "output_format": "jpeg"}),
+            "output_format",
+        ),
+        (
+            "/flux/v1/flux2-dev",
+            json!({"prompt": "x", "prompt_upsampling": true}),
+            "prompt_upsampling",
+        ),
+        (
+            "/flux/v1/flux2-dev",
+            json!({"prompt": "x", "width": 1000}),
+            "width",
+        ),
+        (
+            "/flux/v1/flux2-dev",
+            json!({"prompt": "x", "webhook_url": "http://10.1.2.3/h"}),
+            "replyUrl",
+        ),
+    ] {
+        let r = post(path, &key, &body);
+        assert_eq!(
+            (r.status, error_of(&r).1.as_deref()),
+            (400, Some(param)),
+            "{path} {body}: {}",
+            r.body
+        );
+    }
+    let r = get("/flux/v1/get_result?id=job_nope", &key);
+    assert_eq!(r.status, 404);
+}
