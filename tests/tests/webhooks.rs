@@ -59,7 +59,7 @@ fn a_completed_job_is_delivered_once_signed_with_reply_ref_and_outputs() {
     );
     assert_eq!(r.status, 202, "{}", r.body);
     let id = r.body["job_id"].as_str().unwrap().to_owned();
-    let got = rx.wait_for(WAIT, "job.completed", |g| {
+    rx.wait_for(WAIT, "job.completed", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     // A moment more, so a duplicate would have arrived too.
