@@ -34,9 +34,11 @@ fn translate(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
             "The model is part of the path here: POST /flux/v1/{model}.",
         ));
     }
+    // No-code tools send empty and null fields, and booleans as strings: read those
+    // as "not set" / the boolean, as the generation endpoints do.
     match m.remove("output_format") {
         None | Some(Value::Null) => {}
-        Some(Value::String(f)) if f == "png" => {}
+        Some(Value::String(f)) if f.is_empty() || f.eq_ignore_ascii_case("png") => {}
         Some(other) => {
             return Err(ApiError::invalid_param(
                 "output_format",
@@ -47,6 +49,7 @@ fn translate(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
     }
     match m.remove("prompt_upsampling") {
         None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::String(v)) if v.is_empty() || v.eq_ignore_ascii_case("false") => {}
         Some(_) => {
             return Err(ApiError::invalid_param(
                 "prompt_upsampling",
@@ -55,11 +58,20 @@ fn translate(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
             ))
         }
     }
-    if m.contains_key("image_prompt") {
+    if m.remove("image_prompt")
+        .is_some_and(|v| !v.is_null() && v != Value::String(String::new()))
+    {
         return Err(ApiError::invalid_param(
             "image_prompt",
             "invalid_value",
             "Image prompts (Redux) are not available.",
+        ));
+    }
+    if m.contains_key("guidance") && m.contains_key("cfg") {
+        return Err(ApiError::invalid_param(
+            "guidance",
+            "invalid_value",
+            "Send `guidance` (BFL) or `cfg` (Kiln), not both.",
         ));
     }
     let mut out = Map::new();

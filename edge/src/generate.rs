@@ -183,8 +183,9 @@ async fn submit(
     };
     if let Some(url) = &s.options.reply_url {
         // The SSRF guard: never deliver to private, loopback or link-local addresses.
-        kiln_shared::webhooks::check_destination(url, &config::webhook_allow_list(env))
-            .map_err(|why| ApiError::invalid_param("replyUrl", "invalid_reply_url", why))?;
+        kiln_shared::webhooks::check_destination(url, &config::webhook_allow_list(env)).map_err(
+            |why| ApiError::invalid_param(&s.options.reply_url_param, "invalid_reply_url", why),
+        )?;
     }
     let base = base_url(&req)?;
     let id = JobId::generate(now_ms() as u64, random_bytes());

@@ -164,11 +164,15 @@ impl JobDo {
             .ok_or_else(|| ApiError::not_found("job_not_found", "No such job.").into())
     }
 
+    /// Stores the job's new state and, in the same synchronous step (so both land or
+    /// neither), the webhook events it calls for.
     fn save(&self, job: &JobState) -> EdgeResult<()> {
         self.sql.exec(
             "UPDATE job SET state = ? WHERE id = ?",
             vec![serde_json::to_string(job)?.into(), job.id.as_str().into()],
         )?;
+        self.outbox()
+            .record(job, &job.to_view(&job.base_url, None))?;
         Ok(())
     }
 
@@ -199,16 +203,11 @@ impl JobDo {
     /// Tells every listener about the job's new state: SSE subscribers of this job, the
     /// account's stream, and synchronous waiters.
     async fn publish(&self, job: &JobState, position: Option<u32>) {
-        // Webhooks first: the outbox row is written before anything else can fail.
-        let view = job.to_view(&job.base_url, None);
-        match self.outbox().record(job, &view) {
-            Ok(true) => {
-                if let Err(e) = self.rearm().await {
-                    worker::console_error!("job {} rearm: {e:?}", job.id);
-                }
+        // `save` queued the webhooks this state calls for; have the alarm send them.
+        if job.reply_url.is_some() {
+            if let Err(e) = self.rearm().await {
+                worker::console_error!("job {} rearm: {e:?}", job.id);
             }
-            Ok(false) => {}
-            Err(e) => worker::console_error!("job {} webhook outbox: {e:?}", job.id),
         }
         let f = Self::frame_of(job, position);
         self.hub.publish(&f, job.status.is_terminal());

@@ -108,6 +108,17 @@ pub struct Outbox<'a> {
     pub env: &'a Env,
 }
 
+/// The runtime's message of a fetch error, without Rust's debug wrapping.
+fn plain(e: &crate::error::EdgeError) -> String {
+    let text = format!("{e:?}");
+    // JS errors arrive as `…UnknownJsError { message: "…" }` or `JsError("…")`.
+    text.split('"')
+        .nth(1)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .unwrap_or(text)
+}
+
 fn cut(s: String) -> String {
     if s.chars().count() <= ERROR_CHARS_MAX {
         s
@@ -264,7 +275,7 @@ impl Outbox<'_> {
                 }
             }
             Ok(None) => failed(format!("no answer within {} s", DELIVERY_TIMEOUT_MS / 1000)),
-            Err(e) => failed(format!("{e:?}")),
+            Err(e) => failed(format!("could not connect: {}", plain(&e))),
         }
     }
 
@@ -379,20 +390,16 @@ impl Outbox<'_> {
         let row = rows.into_iter().next().ok_or_else(ApiError::internal)?;
         let secrets = self.secrets(job).await?;
         let sent = self.send(&secrets, &row.msg_id, &row.url, &row.body).await;
+        // A replay is logged but does not use up one of the event's scheduled retries.
         let attempt = row.attempts + 1;
         self.log(&row.msg_id, &row.event_type, attempt, &sent, true)?;
         let delivered = sent.status.is_some_and(|s| (200..300).contains(&s));
-        self.sql.exec(
-            "UPDATE outbox SET attempts = ?, state = CASE WHEN ? THEN 'delivered' ELSE state END,
-                               next_at_ms = CASE WHEN ? THEN NULL ELSE next_at_ms END
-             WHERE msg_id = ?",
-            vec![
-                attempt.into(),
-                i64::from(delivered).into(),
-                i64::from(delivered).into(),
-                row.msg_id.as_str().into(),
-            ],
-        )?;
+        if delivered {
+            self.sql.exec(
+                "UPDATE outbox SET state = 'delivered', next_at_ms = NULL WHERE msg_id = ?",
+                vec![row.msg_id.as_str().into()],
+            )?;
+        }
         Ok(DeliveryView {
             webhook_id: row.msg_id,
             event_type: row.event_type,

@@ -209,7 +209,12 @@ async fn handle_keyed(
         (Keyed::JobDeliveries(id), _) => jobs::handle_deliveries(env, caller, id).await,
         (Keyed::JobWebhook(id), _) => jobs::handle_replay(env, caller, id).await,
         (Keyed::WebhookSecret, _) => webhooks::handle_get(caller).await,
-        (Keyed::WebhookSecretRotate, _) => webhooks::handle_rotate(caller).await,
+        (Keyed::WebhookSecretRotate, _) => {
+            idempotency::run(req, caller, generate::BODY_BYTES_MAX, |_, _| {
+                webhooks::handle_rotate(caller)
+            })
+            .await
+        }
         (Keyed::BflSubmit(model), _) => {
             idempotency::run(req, caller, generate::BODY_BYTES_MAX, |req, body| {
                 bfl::handle_submit(req, body, env, caller, model)

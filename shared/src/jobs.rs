@@ -127,6 +127,8 @@ pub enum ResponseFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubmitOptions {
     pub reply_url: Option<String>,
+    /// The field the URL came in (`replyUrl` or `webhook_url`), for error messages.
+    pub reply_url_param: String,
     pub reply_ref: Option<String>,
     pub response_format: ResponseFormat,
     /// `pollForResult`: wait up to this many 3 s polls before answering.
@@ -137,9 +139,9 @@ pub struct SubmitOptions {
 
 impl SubmitOptions {
     pub fn parse(f: &mut Fields, allow_b64: bool) -> Result<Self, ApiError> {
-        let reply_url = match f.string_alias(&["replyUrl", "webhook_url"])? {
-            None => None,
-            Some((name, url)) => Some(check_reply_url(&name, url)?),
+        let (reply_url, reply_url_param) = match f.string_alias(&["replyUrl", "webhook_url"])? {
+            None => (None, "replyUrl".to_owned()),
+            Some((name, url)) => (Some(check_reply_url(&name, url)?), name),
         };
         let reply_ref = f.string("replyRef")?;
         if let Some(r) = &reply_ref {
@@ -180,6 +182,7 @@ impl SubmitOptions {
         };
         Ok(Self {
             reply_url,
+            reply_url_param,
             reply_ref,
             response_format,
             poll_for_result,
@@ -189,9 +192,12 @@ impl SubmitOptions {
 }
 
 fn check_reply_url(param: &str, url: String) -> Result<String, ApiError> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
+    let lower = url.to_ascii_lowercase();
+    let scheme_len = ["https://", "http://"]
+        .iter()
+        .find(|p| lower.starts_with(*p))
+        .map(|p| p.len());
+    let rest = scheme_len.map(|n| &url[n..]);
     let host_ok = rest
         .map(|r| r.split(['/', '?', '#']).next().unwrap_or(""))
         .is_some_and(|authority| !authority.is_empty() && !authority.contains(char::is_whitespace));

@@ -258,7 +258,8 @@ fn private_and_odd_reply_urls_are_refused_at_submission_and_cost_nothing() {
                 &json!({"prompt": "x", field: url}),
             );
             assert_eq!(r.status, 400, "{field}={url}: {}", r.body);
-            let (code, _) = error_of(&r);
+            let (code, param) = error_of(&r);
+            assert_eq!(param.as_deref(), Some(field), "{url}: {}", r.body);
             assert!(
                 ["invalid_reply_url", "invalid_value"].contains(&code.as_str()),
                 "{url}: {}",
@@ -487,7 +488,12 @@ fn the_bfl_style_facade_polls_to_ready_and_delivers_webhooks() {
         (
             "/flux/v1/flux2-dev",
             json!({"prompt": "x", "webhook_url": "http://10.1.2.3/h"}),
-            "replyUrl",
+            "webhook_url",
+        ),
+        (
+            "/flux/v1/flux2-dev",
+            json!({"prompt": "x", "guidance": 3, "cfg": 4}),
+            "guidance",
         ),
     ] {
         let r = post(path, &key, &body);
@@ -498,6 +504,14 @@ fn the_bfl_style_facade_polls_to_ready_and_delivers_webhooks() {
             r.body
         );
     }
+    // What no-code tools send for "not set" is read as not set.
+    let lenient = post(
+        "/flux/v1/flux2-dev",
+        &key,
+        &json!({"prompt": "x", "output_format": "", "prompt_upsampling": "false",
+                "image_prompt": null, "replyUrl": "HTTPS://hooks.example.com/x"}),
+    );
+    assert_eq!(lenient.status, 200, "{}", lenient.body);
     let r = get("/flux/v1/get_result?id=job_nope", &key);
     assert_eq!(r.status, 404);
 }
