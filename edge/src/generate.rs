@@ -206,7 +206,8 @@ async fn submit(
         reply_url: s.options.reply_url.clone(),
         reply_ref: s.options.reply_ref.clone(),
         base_url: base.clone(),
-        webhook_progress: s.options.webhook_progress,
+        webhook_progress: s.options.webhook_events.progress,
+        webhook_started: s.options.webhook_events.started,
     };
     let balances = hold(caller, &new_job).await?;
     let job = JobState::new(new_job, now_ms());

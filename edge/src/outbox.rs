@@ -155,8 +155,8 @@ impl Outbox<'_> {
     }
 
     /// Queues the events the job's new state calls for: `job.started` once (on the first
-    /// sign of work, whatever its status), `job.progress` per step when asked for, and
-    /// the terminal event once. Returns whether anything was queued.
+    /// sign of work, whatever its status) unless turned off, `job.progress` per step when
+    /// asked for, and the terminal event once. Returns whether anything was queued.
     pub fn record(&self, job: &JobState, view: &serde_json::Value) -> EdgeResult<bool> {
         let Some(url) = job.reply_url.as_deref() else {
             return Ok(false);
@@ -166,7 +166,11 @@ impl Outbox<'_> {
         };
         let mut events = Vec::new();
         let started = job.started_at_ms.is_some() || event == EventType::Started;
-        if started && event != EventType::Cancelled && !self.has(EventType::Started)? {
+        if started
+            && job.webhook_started
+            && event != EventType::Cancelled
+            && !self.has(EventType::Started)?
+        {
             events.push(EventType::Started);
         }
         match event {

@@ -133,8 +133,8 @@ pub struct SubmitOptions {
     pub response_format: ResponseFormat,
     /// `pollForResult`: wait up to this many 3 s polls before answering.
     pub poll_for_result: Option<u32>,
-    /// `webhook_events: ["progress"]`: also send `job.progress` webhooks.
-    pub webhook_progress: bool,
+    /// `webhook_events`: which optional webhook events `replyUrl` gets.
+    pub webhook_events: crate::webhooks::EventFilter,
 }
 
 impl SubmitOptions {
@@ -175,8 +175,8 @@ impl SubmitOptions {
                 ))
             }
         };
-        let webhook_progress = match f.string_list("webhook_events")? {
-            None => false,
+        let webhook_events = match f.string_list("webhook_events")? {
+            None => crate::webhooks::EventFilter::default(),
             Some(values) => crate::webhooks::parse_event_filter(&values)
                 .map_err(|m| ApiError::invalid_param("webhook_events", "invalid_value", m))?,
         };
@@ -186,7 +186,7 @@ impl SubmitOptions {
             reply_ref,
             response_format,
             poll_for_result,
-            webhook_progress,
+            webhook_events,
         })
     }
 }
@@ -241,6 +241,9 @@ pub struct JobState {
     /// Whether `replyUrl` also gets `job.progress` events.
     #[serde(default)]
     pub webhook_progress: bool,
+    /// Whether `replyUrl` gets `job.started` (`webhook_events: ["terminal"]` turns it off).
+    #[serde(default = "yes")]
+    pub webhook_started: bool,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub queued_at_ms: i64,
@@ -289,6 +292,11 @@ pub struct NewJob {
     pub reply_ref: Option<String>,
     pub base_url: String,
     pub webhook_progress: bool,
+    pub webhook_started: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl JobState {
@@ -315,6 +323,7 @@ impl JobState {
             reply_ref: job.reply_ref,
             base_url: job.base_url,
             webhook_progress: job.webhook_progress,
+            webhook_started: job.webhook_started,
             error_code: None,
             error_message: None,
             queued_at_ms: now_ms,
@@ -571,6 +580,7 @@ mod tests {
                 reply_ref: Some("ref-1".into()),
                 base_url: "http://edge".into(),
                 webhook_progress: false,
+                webhook_started: true,
             },
             1_000,
         )

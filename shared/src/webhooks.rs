@@ -882,30 +882,61 @@ impl EventType {
     }
 }
 
-/// Reads the request field `webhook_events`; `Ok(true)` when progress events are wanted.
-/// Accepted values: `"progress"` or `"job.progress"` (progress wanted), and the always-on
-/// `"job.started"`, `"job.completed"`, `"job.failed"`, `"job.cancelled"` (allowed,
-/// redundant). Duplicates are fine; an empty list wants no progress. Anything else is an
-/// error message naming the allowed values.
-pub fn parse_event_filter(values: &[String]) -> Result<bool, String> {
+/// Which optional events a job's `replyUrl` gets. Terminal events (`job.completed`,
+/// `job.failed`, `job.cancelled`) are always sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventFilter {
+    /// `job.started`: on by default; `"terminal"` turns it off.
+    pub started: bool,
+    /// `job.progress`, one per step: off by default; `"progress"` turns it on.
+    pub progress: bool,
+}
+
+impl Default for EventFilter {
+    fn default() -> Self {
+        Self {
+            started: true,
+            progress: false,
+        }
+    }
+}
+
+/// Reads the request field `webhook_events` (absent: [`EventFilter::default`]).
+/// Accepted values:
+/// - `"progress"` or `"job.progress"`: also send a `job.progress` per step;
+/// - `"terminal"`: send only the terminal event (no `job.started`), for receivers that
+///   can take one call only, like n8n's Wait node resume URL; `"job.started"` or
+///   `"started"` in the same list keeps `job.started`;
+/// - `"job.completed"`, `"job.failed"`, `"job.cancelled"`: always on, allowed.
+///
+/// Duplicates are fine. Anything else is an error message naming the allowed values.
+pub fn parse_event_filter(values: &[String]) -> Result<EventFilter, String> {
     let mut progress = false;
+    let mut terminal_only = false;
+    let mut started_named = false;
     for value in values {
         match value.as_str() {
             "progress" => progress = true,
+            "terminal" => terminal_only = true,
+            "started" => started_named = true,
             name => match EventType::parse(name) {
                 Some(EventType::Progress) => progress = true,
+                Some(EventType::Started) => started_named = true,
                 Some(_) => {}
                 None => {
                     return Err(format!(
-                        "`webhook_events` may contain \"progress\" (or the event names \
-                         \"job.started\", \"job.progress\", \"job.completed\", \
-                         \"job.failed\", \"job.cancelled\"); {value:?} is not one of them."
+                        "`webhook_events` may contain \"progress\", \"terminal\" or the event \
+                         names \"job.started\", \"job.progress\", \"job.completed\", \
+                         \"job.failed\", \"job.cancelled\"; {value:?} is not one of them."
                     ))
                 }
             },
         }
     }
-    Ok(progress)
+    Ok(EventFilter {
+        started: !terminal_only || started_named,
+        progress,
+    })
 }
 
 /// The delivered body, compact JSON with keys in this order:
@@ -1852,10 +1883,10 @@ mod tests {
 
     #[test]
     fn event_filters() {
-        let cases: [(&[&str], Result<bool, ()>); 11] = [
-            (&[], Ok(false)),
-            (&["progress"], Ok(true)),
-            (&["job.progress"], Ok(true)),
+        let cases: [(&[&str], Result<(bool, bool), ()>); 14] = [
+            (&[], Ok((true, false))),
+            (&["progress"], Ok((true, true))),
+            (&["job.progress"], Ok((true, true))),
             (
                 &[
                     "job.started",
@@ -1863,21 +1894,26 @@ mod tests {
                     "job.failed",
                     "job.cancelled",
                 ],
-                Ok(false),
+                Ok((true, false)),
             ),
-            (&["job.completed", "progress", "progress"], Ok(true)),
+            (&["job.completed", "progress", "progress"], Ok((true, true))),
+            (&["terminal"], Ok((false, false))),
+            (&["terminal", "progress"], Ok((false, true))),
+            (&["terminal", "job.started"], Ok((true, false))),
+            (&["started"], Ok((true, false))),
             (&["Progress"], Err(())),
             (&["progres"], Err(())),
             (&[""], Err(())),
             (&["job.*"], Err(())),
-            (&["started"], Err(())),
             (&["progress", "nope"], Err(())),
         ];
         for (values, want) in cases {
             let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
             let got = parse_event_filter(&values);
             match want {
-                Ok(p) => assert_eq!(got, Ok(p), "{values:?}"),
+                Ok((started, progress)) => {
+                    assert_eq!(got, Ok(EventFilter { started, progress }), "{values:?}")
+                }
                 Err(()) => {
                     let err = got.unwrap_err();
                     for allowed in [

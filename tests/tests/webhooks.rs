@@ -515,3 +515,29 @@ fn the_bfl_style_facade_polls_to_ready_and_delivers_webhooks() {
     let r = get("/flux/v1/get_result?id=job_nope", &key);
     assert_eq!(r.status, 404);
 }
+
+/// The n8n pattern: `replyUrl` is the Wait node's one-shot resume URL, so it must get
+/// exactly one call, the terminal one.
+#[test]
+fn terminal_only_sends_just_the_result_for_one_shot_receivers() {
+    let _edge = shared_edge();
+    let rx = Receiver::start();
+    let key = new_account();
+    let r = post(
+        "/v1/images/generations?async_mode=true",
+        &key,
+        &json!({"prompt": "resume me", "replyUrl": rx.url("/webhook-waiting/123"),
+                "replyRef": "exec-123", "webhook_events": ["terminal"]}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    rx.wait_for(WAIT, "job.completed", |g| {
+        !of_type(g, "job.completed").is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let got = rx.received();
+    let types: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(types, ["job.completed"]);
+}
