@@ -3,7 +3,9 @@
 //! signed events through [`JobState::apply`] (each at most once), settles the account's
 //! hold exactly once when the job ends (captured if completed, released otherwise),
 //! tells the Dispatcher the slot is free, and fans every change out to the job's SSE
-//! subscribers, the account's stream and synchronous waiters.
+//! subscribers, the account's stream and synchronous waiters. Each saved change also
+//! queues the webhook events it calls for in the job's [`outbox`](crate::outbox), in
+//! the same step; the one alarm sends them (and enforces the hard timeout).
 //!
 //! - **Cancel**: queued → cancelled at once; running → cancelled here and the origin is
 //!   told to stop (through the Dispatcher, which knows where it runs); the hold is
