@@ -1883,7 +1883,9 @@ mod tests {
 
     #[test]
     fn event_filters() {
-        let cases: [(&[&str], Result<(bool, bool), ()>); 14] = [
+        /// Values, and the (started, progress) filter they give or an error.
+        type Case<'a> = (&'a [&'a str], Result<(bool, bool), ()>);
+        let cases: [Case; 14] = [
             (&[], Ok((true, false))),
             (&["progress"], Ok((true, true))),
             (&["job.progress"], Ok((true, true))),
