@@ -821,22 +821,13 @@ impl DispatcherDo {
             {
                 continue;
             }
-            let Some(id) = JobId::parse(&row.job_id) else {
-                continue;
-            };
-            let body = serde_json::to_value(Lost {
+            let lost = Lost {
                 attempt: row.attempt as u32,
                 origin_id: String::new(),
                 can_retry: false,
                 no_origin: true,
-            })?;
-            let answer: EdgeResult<LostAnswer> = call_do(
-                &job_stub(&self.env, &id)?,
-                Method::Post,
-                "/lost",
-                Some(&body),
-            )
-            .await;
+            };
+            let answer = self.tell_job_lost(&row.job_id, &lost).await;
             match answer {
                 Ok(_) => {
                     self.sql.exec(
@@ -872,23 +863,13 @@ impl DispatcherDo {
                     (now - lease).into(),
                 ],
             )?;
-            let can_retry = self.any_origin_for(&row.model_id, Some(&origin), now)?;
-            let Some(id) = JobId::parse(&row.job_id) else {
-                continue;
-            };
-            let body = serde_json::to_value(Lost {
+            let lost = Lost {
                 attempt: row.attempt as u32,
                 origin_id: origin.clone(),
-                can_retry,
+                can_retry: self.any_origin_for(&row.model_id, Some(&origin), now)?,
                 no_origin: false,
-            })?;
-            let answer: EdgeResult<LostAnswer> = call_do(
-                &job_stub(&self.env, &id)?,
-                Method::Post,
-                "/lost",
-                Some(&body),
-            )
-            .await;
+            };
+            let answer = self.tell_job_lost(&row.job_id, &lost).await;
             match answer {
                 Ok(LostAnswer {
                     requeue: Some(next),
@@ -915,6 +896,20 @@ impl DispatcherDo {
             }
         }
         Ok(())
+    }
+
+    /// Tells a job's DO that it cannot run where it was (its origin went silent, or no
+    /// origin serves it); the Job DO decides whether it goes back to the queue.
+    async fn tell_job_lost(&self, job_id: &str, lost: &Lost) -> EdgeResult<LostAnswer> {
+        let id = JobId::parse(job_id).ok_or_else(ApiError::internal)?;
+        let body = serde_json::to_value(lost)?;
+        call_do(
+            &job_stub(&self.env, &id)?,
+            Method::Post,
+            "/lost",
+            Some(&body),
+        )
+        .await
     }
 
     async fn pump(&self) -> EdgeResult<()> {

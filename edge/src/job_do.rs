@@ -393,33 +393,33 @@ impl JobDo {
             (JobStatus::Completed, Some(s), Some(c)) => Some(c - s),
             _ => None,
         };
-        let body = serde_json::to_value(Done {
+        let done = Done {
             job_id: job.id.to_string(),
             run_ms,
             workflow: job.workflow.clone(),
-        });
-        let result: EdgeResult<serde_json::Value> = match (body, dispatcher_stub(&self.env)) {
-            (Ok(body), Ok(stub)) => call_do(&stub, Method::Post, "/done", Some(&body)).await,
-            (Err(e), _) => Err(e.into()),
-            (_, Err(e)) => Err(e),
         };
-        if let Err(e) = result {
-            worker::console_warn!("dispatcher done for {}: {e:?}", job.id);
-        }
+        self.tell_dispatcher(job, "/done", &done).await;
     }
 
     /// Takes the job out of the queue or off its origin (which is told to stop).
     async fn withdraw(&self, job: &JobState) {
-        let body = serde_json::to_value(Cancel {
+        let cancel = Cancel {
             job_id: job.id.to_string(),
-        });
-        let result: EdgeResult<serde_json::Value> = match (body, dispatcher_stub(&self.env)) {
-            (Ok(body), Ok(stub)) => call_do(&stub, Method::Post, "/cancel", Some(&body)).await,
-            (Err(e), _) => Err(e.into()),
-            (_, Err(e)) => Err(e),
         };
+        self.tell_dispatcher(job, "/cancel", &cancel).await;
+    }
+
+    /// A best-effort POST to the Dispatcher: a failure is logged, and the job's lease
+    /// running out makes the Dispatcher clean up then.
+    async fn tell_dispatcher<T: Serialize>(&self, job: &JobState, path: &str, body: &T) {
+        let result: EdgeResult<serde_json::Value> =
+            match (serde_json::to_value(body), dispatcher_stub(&self.env)) {
+                (Ok(body), Ok(stub)) => call_do(&stub, Method::Post, path, Some(&body)).await,
+                (Err(e), _) => Err(e.into()),
+                (_, Err(e)) => Err(e),
+            };
         if let Err(e) = result {
-            worker::console_warn!("dispatcher cancel for {}: {e:?}", job.id);
+            worker::console_warn!("dispatcher {path} for {}: {e:?}", job.id);
         }
     }
 

@@ -64,15 +64,7 @@ impl ImageRequest {
     /// Parses and validates a request body; the error names the first bad parameter.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
         let mut f = Fields::from_body(body)?;
-        let prompt = f.required_string("prompt")?;
-        let prompt_chars = prompt.chars().count();
-        if prompt.trim().is_empty() || prompt_chars > PROMPT_CHARS_MAX {
-            return Err(ApiError::invalid_param(
-                "prompt",
-                "invalid_value",
-                format!("`prompt` must be 1–{PROMPT_CHARS_MAX} characters (got {prompt_chars})."),
-            ));
-        }
+        let prompt = parse_prompt(&mut f)?;
         let model = f
             .string("model")?
             .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
@@ -208,6 +200,20 @@ fn check_side(param: &str, px: i64) -> Result<(), ApiError> {
             "`{param}` must be {SIDE_PX_MIN}–{SIDE_PX_MAX} and a multiple of {SIDE_PX_STEP} (got {px}).{hint}"
         ),
     ))
+}
+
+/// `prompt`: required, 1–4000 characters, not only whitespace.
+pub(crate) fn parse_prompt(f: &mut Fields) -> Result<String, ApiError> {
+    let prompt = f.required_string("prompt")?;
+    let prompt_chars = prompt.chars().count();
+    if prompt.trim().is_empty() || prompt_chars > PROMPT_CHARS_MAX {
+        return Err(ApiError::invalid_param(
+            "prompt",
+            "invalid_value",
+            format!("`prompt` must be 1–{PROMPT_CHARS_MAX} characters (got {prompt_chars})."),
+        ));
+    }
+    Ok(prompt)
 }
 
 /// An integer parameter with a range and a default.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::fields::Fields;
 use crate::ids::Filename;
-use crate::images::{parse_input_files, parse_seed, PROMPT_CHARS_MAX};
+use crate::images::{parse_input_files, parse_prompt, parse_seed, PROMPT_CHARS_MAX};
 use crate::jobs::SubmitOptions;
 use crate::money::MicroUsd;
 
@@ -134,15 +134,7 @@ impl VideoRequest {
     /// Parses and validates a request body; the error names the first bad parameter.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
         let mut f = Fields::from_body(body)?;
-        let prompt = f.required_string("prompt")?;
-        let prompt_chars = prompt.chars().count();
-        if prompt.trim().is_empty() || prompt_chars > PROMPT_CHARS_MAX {
-            return Err(ApiError::invalid_param(
-                "prompt",
-                "invalid_value",
-                format!("`prompt` must be 1–{PROMPT_CHARS_MAX} characters (got {prompt_chars})."),
-            ));
-        }
+        let prompt = parse_prompt(&mut f)?;
         let negative_prompt = f.string("negative_prompt")?.unwrap_or_default();
         let neg_chars = negative_prompt.chars().count();
         if neg_chars > NEGATIVE_PROMPT_CHARS_MAX {
