@@ -56,6 +56,8 @@ pub struct JobDo {
     hub: Hub,
     /// Until then, progress steps skip the account's stream: it had no subscriber.
     user_stream_quiet_until: Cell<i64>,
+    /// Set when `save` queued webhook events, so `publish` re-arms the alarm only then.
+    webhooks_queued: Cell<bool>,
 }
 
 /// A job as Durable Objects pass it around; `queue_position` (1 = next) is set while
@@ -92,6 +94,7 @@ impl DurableObject for JobDo {
             waiters: RefCell::new(Vec::new()),
             hub: Hub::default(),
             user_stream_quiet_until: Cell::new(0),
+            webhooks_queued: Cell::new(false),
         }
     }
 
@@ -173,8 +176,12 @@ impl JobDo {
             "UPDATE job SET state = ? WHERE id = ?",
             vec![serde_json::to_string(job)?.into(), job.id.as_str().into()],
         )?;
-        self.outbox()
-            .record(job, &job.to_view(&job.base_url, None))?;
+        if self
+            .outbox()
+            .record(job, &job.to_view(&job.base_url, None))?
+        {
+            self.webhooks_queued.set(true);
+        }
         Ok(())
     }
 
@@ -205,8 +212,8 @@ impl JobDo {
     /// Tells every listener about the job's new state: SSE subscribers of this job, the
     /// account's stream, and synchronous waiters.
     async fn publish(&self, job: &JobState, position: Option<u32>) {
-        // `save` queued the webhooks this state calls for; have the alarm send them.
-        if job.reply_url.is_some() {
+        // `save` queued webhooks for this state: have the alarm send them.
+        if self.webhooks_queued.replace(false) {
             if let Err(e) = self.rearm().await {
                 worker::console_error!("job {} rearm: {e:?}", job.id);
             }
