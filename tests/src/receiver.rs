@@ -1,8 +1,10 @@
 //! A webhook receiver for the end-to-end tests: a test double of the customer's HTTP
 //! endpoint (an n8n Wait node, a Make scenario, a backend), which cannot be installed
 //! here. It listens on a loopback port, answers each request with the next scripted
-//! status (then 200), and records every request it got. It can also be closed and
-//! reopened on the same port, to play a receiver that is down for a while.
+//! status (then 200), and records every request it got. It can also be taken down and
+//! brought back, to play a receiver that is down for a while: while down it keeps its
+//! port (so nothing else can take it) but drops every connection unanswered, which the
+//! sender sees as a network failure.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -61,7 +63,10 @@ struct Shared {
 pub struct Receiver {
     port: u16,
     shared: Arc<Shared>,
-    open: Option<Arc<AtomicBool>>,
+    /// Cleared on drop: the accept loop ends.
+    running: Arc<AtomicBool>,
+    /// While set, connections are dropped without an answer.
+    down: Arc<AtomicBool>,
 }
 
 impl Receiver {
@@ -69,12 +74,29 @@ impl Receiver {
     pub fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().unwrap().port();
-        let mut r = Self {
+        let r = Self {
             port,
             shared: Arc::new(Shared::default()),
-            open: None,
+            running: Arc::new(AtomicBool::new(true)),
+            down: Arc::new(AtomicBool::new(false)),
         };
-        r.serve(listener);
+        let (shared, running, down) = (r.shared.clone(), r.running.clone(), r.down.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if !running.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = conn else { continue };
+                if down.load(Ordering::SeqCst) {
+                    drop(stream);
+                    continue;
+                }
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    let _ = handle(stream, &shared);
+                });
+            }
+        });
         r
     }
 
@@ -99,48 +121,15 @@ impl Receiver {
         );
     }
 
-    /// Stops listening: connections are refused until [`Receiver::reopen`].
+    /// Takes the receiver down: every connection is dropped unanswered until
+    /// [`Receiver::reopen`].
     pub fn close(&mut self) {
-        if let Some(open) = self.open.take() {
-            open.store(false, Ordering::SeqCst);
-            // Wake the accept loop so it drops the listener.
-            let _ = TcpStream::connect(("127.0.0.1", self.port));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        self.down.store(true, Ordering::SeqCst);
     }
 
-    /// Listens again on the same port.
+    /// Brings the receiver back.
     pub fn reopen(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            match TcpListener::bind(("127.0.0.1", self.port)) {
-                Ok(l) => break l,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => panic!("rebinding port {}: {e}", self.port),
-            }
-        };
-        self.serve(listener);
-    }
-
-    fn serve(&mut self, listener: TcpListener) {
-        let open = Arc::new(AtomicBool::new(true));
-        self.open = Some(open.clone());
-        let shared = self.shared.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if !open.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = conn else { continue };
-                let shared = shared.clone();
-                std::thread::spawn(move || {
-                    let _ = handle(stream, &shared);
-                });
-            }
-        });
+        self.down.store(false, Ordering::SeqCst);
     }
 
     /// Everything received so far.
@@ -182,7 +171,9 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        self.close();
+        self.running.store(false, Ordering::SeqCst);
+        // Wake the accept loop so it ends and releases the port.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
 
