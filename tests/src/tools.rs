@@ -4,10 +4,11 @@
 //! unreachable, so it is pointed at local copies through `WASM_BINDGEN_BIN` and
 //! `ESBUILD_BIN`.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use crate::{output, run, workspace_root};
 
@@ -67,9 +68,123 @@ fn installed_version(bin: &PathBuf) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn cargo_install(krate: &str, version: &str) -> Result<()> {
-    eprintln!("kiln: installing {krate} {version} (once per machine, a few minutes)");
-    run(Command::new(env!("CARGO")).args(["install", krate, "--version", version, "--locked"]))
+/// One tool installed with `cargo install`.
+struct CargoTool {
+    krate: &'static str,
+    version: String,
+}
+
+/// Release-profile overrides for `cargo install`: the tools only run a few seconds per
+/// build, so they are compiled at `opt-level=1`, without LTO or debug info, which takes
+/// a fraction of a full optimisation's time.
+const FAST_INSTALL_PROFILE: [(&str, &str); 4] = [
+    ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1"),
+    ("CARGO_PROFILE_RELEASE_LTO", "off"),
+    ("CARGO_PROFILE_RELEASE_DEBUG", "0"),
+    ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16"),
+];
+
+/// Whether a failed `cargo install --locked` stopped before compiling anything, i.e.
+/// the lockfile shipped in the crate does not resolve against this registry.
+pub fn failed_before_compiling(log: &str) -> bool {
+    !log.lines()
+        .any(|l| l.trim_start().starts_with("Compiling "))
+}
+
+fn install_log_dir() -> PathBuf {
+    crate::build::target_dir().join("tools")
+}
+
+fn cargo_install_once(tool: &CargoTool, locked: bool, log: &Path) -> Result<bool> {
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["install", tool.krate, "--version", &tool.version]);
+    if locked {
+        cmd.arg("--locked");
+    }
+    cmd.envs(FAST_INSTALL_PROFILE)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file);
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting cargo install {}", tool.krate))?;
+    Ok(status.success())
+}
+
+/// Installs one tool: first with `--locked` (the versions its authors tested); when that
+/// lockfile does not resolve against the registry this machine reaches, once more
+/// without it. Output goes to `target/tools/<crate>.log`; its tail is shown on failure.
+fn cargo_install(tool: &CargoTool) -> Result<()> {
+    let started = Instant::now();
+    let dir = install_log_dir();
+    std::fs::create_dir_all(&dir)?;
+    let log = dir.join(format!("{}.log", tool.krate));
+    let (krate, version) = (tool.krate, &tool.version);
+    if !cargo_install_once(tool, true, &log)? {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if !failed_before_compiling(&text) {
+            bail!(
+                "installing {krate} {version} failed:\n{}\n(full log: {})",
+                tail(&text, 30),
+                log.display()
+            );
+        }
+        let reason = text
+            .lines()
+            .find(|l| l.starts_with("error"))
+            .unwrap_or("error: its lockfile does not resolve");
+        eprintln!("kiln: {krate} {version} with --locked does not resolve here ({reason}); installing without --locked");
+        if !cargo_install_once(tool, false, &log)? {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!(
+                "installing {krate} {version} failed:\n{}\n(full log: {})",
+                tail(&text, 30),
+                log.display()
+            );
+        }
+    }
+    eprintln!(
+        "kiln: installed {krate} {version} in {:.0?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Installs the missing tools side by side: each crate's build has long stretches that
+/// use one core, so two at once finish well before two in a row.
+fn cargo_install_all(tools: &[CargoTool]) -> Result<()> {
+    if tools.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = tools
+        .iter()
+        .map(|t| format!("{} {}", t.krate, t.version))
+        .collect();
+    eprintln!(
+        "kiln: installing {} (once per machine, a few minutes; logs in {})",
+        names.join(" and "),
+        install_log_dir().display()
+    );
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = tools
+            .iter()
+            .map(|t| s.spawn(move || cargo_install(t)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("install thread panicked")))
+            })
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 /// Installs whatever is missing. Quiet and quick when everything is present.
@@ -83,21 +198,35 @@ pub fn ensure() -> Result<()> {
         eprintln!("kiln: adding the wasm32-unknown-unknown target");
         run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
     }
+    let mut missing = Vec::new();
     // worker-build prints no version; its crate version is recorded by cargo install.
     let crates2 = std::fs::read_to_string(cargo_home().join(".crates2.json")).unwrap_or_default();
     let wb_ok = worker_build_bin().exists()
         && crates2.contains(&format!("worker-build {WORKER_BUILD_VERSION} "));
     if !wb_ok {
-        cargo_install("worker-build", WORKER_BUILD_VERSION)?;
+        missing.push(CargoTool {
+            krate: "worker-build",
+            version: WORKER_BUILD_VERSION.into(),
+        });
     }
     let wbg = locked_wasm_bindgen_version()?;
     if installed_version(&wasm_bindgen_bin()).as_deref() != Some(wbg.as_str()) {
-        cargo_install("wasm-bindgen-cli", &wbg)?;
+        missing.push(CargoTool {
+            krate: "wasm-bindgen-cli",
+            version: wbg,
+        });
     }
+    cargo_install_all(&missing)?;
     ensure_ffprobe()?;
+    ensure_npm_packages()
+}
+
+/// `npm ci` from package-lock.json; when the lockfile cannot be installed from the
+/// registry this machine reaches, `npm install` without it, said in one line.
+fn ensure_npm_packages() -> Result<()> {
     let root = workspace_root();
     let lock = root.join("package-lock.json");
-    let stamp = root.join("node_modules/.package-lock.json");
+    let stamp = root.join("node_modules/.kiln-installed");
     let npm_fresh = wrangler_bin().exists()
         && esbuild_bin().exists()
         && std::fs::metadata(&stamp)
@@ -105,12 +234,26 @@ pub fn ensure() -> Result<()> {
             .ok()
             .zip(std::fs::metadata(&lock).and_then(|l| l.modified()).ok())
             .is_some_and(|(s, l)| s >= l);
-    if !npm_fresh {
-        eprintln!("kiln: installing npm packages (wrangler) from package-lock.json");
-        run(Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&root))?;
+    if npm_fresh {
+        return Ok(());
     }
+    eprintln!("kiln: installing npm packages (wrangler) from package-lock.json");
+    let npm = |args: &[&str]| {
+        Command::new("npm")
+            .args(args)
+            .args(["--no-audit", "--no-fund"])
+            .current_dir(&root)
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !npm(&["ci"]) {
+        eprintln!("kiln: npm ci could not install package-lock.json here; installing package.json's pins without the lockfile");
+        if !npm(&["install", "--package-lock=false"]) {
+            bail!("installing the npm packages failed (see npm's output above)");
+        }
+    }
+    std::fs::write(&stamp, b"")?;
     Ok(())
 }
 
@@ -148,4 +291,22 @@ fn ensure_ffprobe() -> Result<()> {
     apt(&["update", "-qq"])?;
     apt(&["install", "-y", "-qq", "--no-install-recommends", "ffmpeg"])
         .context("installing ffmpeg; install it by hand (`apt-get install ffmpeg`) if this fails")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failed_before_compiling;
+
+    #[test]
+    fn a_lockfile_that_does_not_resolve_fails_before_compiling() {
+        let log = "    Updating crates.io index
+  Installing wasm-bindgen-cli v0.2.130
+error: failed to select a version for the requirement `webpki-roots = \"^1.0.10\"` (locked to 1.0.11)
+candidate versions found which didn't match: 1.0.10, 1.0.9, 1.0.8";
+        assert!(failed_before_compiling(log));
+        let compile_error = "  Installing worker-build v0.8.7
+   Compiling proc-macro2 v1.0.95
+error[E0599]: no method named `foo`";
+        assert!(!failed_before_compiling(compile_error));
+    }
 }
