@@ -15,7 +15,19 @@ pub enum Profile {
     Release,
 }
 
-/// Builds `edge/build/worker/shim.mjs` (the file wrangler.toml's `main` names).
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        }
+    }
+}
+
+/// Builds the edge bundle into `edge/build/<debug|release>/`, one folder per profile, so
+/// a release build (the benchmark's) never replaces the debug build a running
+/// `cargo xtask dev` serves. wrangler.toml's `main` names the release bundle (what
+/// `wrangler deploy` ships); the local stack names its bundle itself.
 pub fn edge(profile: Profile) -> Result<()> {
     eprintln!("kiln: building the edge (wasm, {profile:?})");
     let flag = match profile {
@@ -25,6 +37,7 @@ pub fn edge(profile: Profile) -> Result<()> {
     run(Command::new(tools::worker_build_bin())
         .arg(flag)
         .arg("--no-opt")
+        .args(["--out-dir", &format!("build/{}", profile.dir())])
         .current_dir(workspace_root().join("edge"))
         .env("WASM_BINDGEN_BIN", tools::wasm_bindgen_bin())
         .env("ESBUILD_BIN", tools::esbuild_bin()))
@@ -54,12 +67,17 @@ pub fn origin_bin() -> PathBuf {
 }
 
 pub fn origin_bin_for(profile: Profile) -> PathBuf {
-    match profile {
-        Profile::Debug => target_dir().join("debug/kiln-origin"),
-        Profile::Release => target_dir().join("release/kiln-origin"),
-    }
+    target_dir().join(profile.dir()).join("kiln-origin")
 }
 
+/// The debug edge bundle, which the tests and `cargo xtask dev` run.
 pub fn edge_bundle() -> PathBuf {
-    workspace_root().join("edge/build/worker/shim.mjs")
+    edge_bundle_for(Profile::Debug)
+}
+
+pub fn edge_bundle_for(profile: Profile) -> PathBuf {
+    workspace_root()
+        .join("edge/build")
+        .join(profile.dir())
+        .join("worker/shim.mjs")
 }

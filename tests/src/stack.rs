@@ -45,6 +45,8 @@ pub struct StackConfig {
     /// Webhook retry delays in ms; empty for the production schedule (5 s … 24 h).
     pub webhook_retry_schedule_ms: String,
     pub origin_bin: PathBuf,
+    /// The edge's `shim.mjs` that `wrangler dev` serves (debug or release build).
+    pub edge_bundle: PathBuf,
 }
 
 impl StackConfig {
@@ -68,6 +70,7 @@ impl StackConfig {
             webhook_allow_hosts: "127.0.0.1,localhost,::1".into(),
             webhook_retry_schedule_ms: String::new(),
             origin_bin: build::origin_bin(),
+            edge_bundle: build::edge_bundle(),
         }
     }
 
@@ -91,6 +94,7 @@ impl StackConfig {
             // Quick retries, so retry behaviour is seen in seconds.
             webhook_retry_schedule_ms: "300,600,1000,1000,1000,1000,1000,1000,1000".into(),
             origin_bin: build::origin_bin(),
+            edge_bundle: build::edge_bundle(),
         }
     }
 
@@ -103,6 +107,7 @@ impl StackConfig {
             sim_load_ms: 0,
             rate_limit_per_min: 1_000_000,
             origin_bin: build::origin_bin_for(build::Profile::Release),
+            edge_bundle: build::edge_bundle_for(build::Profile::Release),
             ..Self::test(state_dir)
         }
     }
@@ -257,7 +262,10 @@ impl Stack {
             .stderr(err);
         detach(&mut cmd);
         let mut child = cmd.spawn().with_context(|| {
-            format!("starting {} (is it built?)", build::origin_bin().display())
+            format!(
+                "starting {} (is it built?)",
+                self.config.origin_bin.display()
+            )
         })?;
         let url = o.url.clone();
         let id = o.id.clone();
@@ -277,10 +285,10 @@ impl Stack {
     }
 
     fn start_edge(&mut self, port: u16) -> Result<()> {
-        if !build::edge_bundle().exists() {
+        if !self.config.edge_bundle.exists() {
             bail!(
                 "the edge is not built ({}); run `cargo xtask test` or `cargo xtask dev`",
-                build::edge_bundle().display()
+                self.config.edge_bundle.display()
             );
         }
         let origins: Vec<String> = self
@@ -310,6 +318,7 @@ impl Stack {
         let (out, err) = self.log_target("edge")?;
         let mut cmd = Command::new(tools::wrangler_bin());
         cmd.arg("dev")
+            .arg(&self.config.edge_bundle)
             .arg("--config")
             .arg(workspace_root().join("wrangler.toml"))
             .args(["--ip", "127.0.0.1", "--port", &port.to_string()])

@@ -5,8 +5,8 @@
 //!   locally with the sim engine, a development account, and a curl line that works.
 //! - `test` — formatting, lints (native and wasm), unit tests, then end-to-end tests
 //!   against the real stack on free ports. `.ci/run` runs exactly this.
-//! - `build` — installs what is missing and builds the edge and the origin (debug), as
-//!   `dev` and `test` do, without starting anything.
+//! - `build [--release]` — installs what is missing and builds the edge and the origin
+//!   (debug, as `dev` and `test` do; `--release` for a deploy), without starting anything.
 //! - `bench` — release builds on a fresh stack: ledger throughput on one account and
 //!   submit-path latency, each beside a minimal Worker → Durable Object round trip.
 
@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 
 const USAGE: &str = "usage: cargo xtask dev [--edge-port 8787] [--origin-port 8788] [--origins N]
        cargo xtask test
-       cargo xtask build
+       cargo xtask build [--release]
        cargo xtask bench [--requests N]";
 
 fn main() {
@@ -42,9 +42,20 @@ fn real_main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("build") => {
+            let profile = match &args[1..] {
+                [] => Profile::Debug,
+                [flag] if flag == "--release" => Profile::Release,
+                _ => bail!("{USAGE}"),
+            };
             tools::ensure()?;
-            build::edge(Profile::Debug)?;
-            build::origin(Profile::Debug).map(|_| ())
+            build::edge(profile)?;
+            build::origin(profile)?;
+            eprintln!(
+                "kiln: built {} and {}",
+                build::edge_bundle_for(profile).display(),
+                build::origin_bin_for(profile).display()
+            );
+            Ok(())
         }
         _ => bail!("{USAGE}"),
     }
