@@ -13,6 +13,7 @@
 use kiln_shared::idempotency::{self, TTL_MS};
 use kiln_shared::keys::KeyHash;
 use kiln_shared::money::MicroUsd;
+use kiln_shared::query::UsagePage;
 use kiln_shared::ratelimit::{Bucket, Decision};
 use kiln_shared::time::rfc3339;
 use kiln_shared::ApiError;
@@ -238,8 +239,6 @@ struct UsageRow {
 /// Characters of the prompt kept in the ledger, enough to recognise a job in usage.
 const PROMPT_PREVIEW_CHARS_MAX: usize = 80;
 /// Usage pages hold at most this many rows.
-pub const USAGE_PAGE_MAX: u32 = 100;
-const USAGE_PAGE_DEFAULT: u32 = 50;
 /// A request that began this long ago and never finished (its Worker died) no longer
 /// blocks its Idempotency-Key: longer than the longest synchronous wait.
 const IDEM_STALE_MS: i64 = 10 * 60 * 1000;
@@ -775,34 +774,11 @@ impl AccountDo {
     }
 
     fn usage(&self, req: &Request) -> EdgeResult<Response> {
-        let limit = match query_param(req, "limit")? {
-            None => USAGE_PAGE_DEFAULT,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=USAGE_PAGE_MAX).contains(n))
-                .ok_or_else(|| {
-                    ApiError::invalid_param(
-                        "limit",
-                        "out_of_range",
-                        format!("`limit` must be 1–{USAGE_PAGE_MAX}."),
-                    )
-                })?,
-        };
-        let cursor = match query_param(req, "cursor")?.filter(|c| !c.is_empty()) {
-            None => None,
-            Some(c) => Some(
-                c.strip_prefix("u_")
-                    .and_then(|n| n.parse::<i64>().ok())
-                    .ok_or_else(|| {
-                        ApiError::invalid_param(
-                            "cursor",
-                            "invalid_value",
-                            "`cursor` is not one we issued.",
-                        )
-                    })?,
-            ),
-        };
+        let page = UsagePage::parse(
+            query_param(req, "limit")?.as_deref(),
+            query_param(req, "cursor")?.as_deref(),
+        )?;
+        let (limit, cursor) = (page.limit, page.before_seq);
         let rows: Vec<UsageRow> = self
             .sql
             .exec(
@@ -820,7 +796,7 @@ impl AccountDo {
         let has_more = rows.len() > limit as usize;
         let rows: Vec<UsageRow> = rows.into_iter().take(limit as usize).collect();
         let next_cursor = if has_more {
-            rows.last().map(|r| format!("u_{}", r.seq))
+            rows.last().map(|r| UsagePage::cursor_after(r.seq))
         } else {
             None
         };
@@ -930,13 +906,17 @@ impl AccountDo {
 
     fn adjust(&self, body: AdjustRequest) -> EdgeResult<Response> {
         let acct = self.account()?;
-        let new_balance = acct.balance + body.amount_micros;
-        if body.amount_micros == 0 || new_balance < acct.held {
+        // Checked: the balance stays within the ledger's range (below 2^53) or the
+        // adjustment is refused.
+        let new_balance = MicroUsd::from_micros(acct.balance)
+            .checked_add(MicroUsd::from_micros(body.amount_micros))
+            .map(MicroUsd::micros);
+        if body.amount_micros == 0 || new_balance.is_none_or(|b| b < acct.held) {
             return Err(ApiError::invalid_param(
                 "amount_usd",
                 "invalid_value",
                 format!(
-                    "The adjustment must be non-zero and leave the balance at least the held amount ({}).",
+                    "The adjustment must be non-zero and leave the balance at least the held amount ({}) and within the ledger's range.",
                     MicroUsd::from_micros(acct.held)
                 ),
             )

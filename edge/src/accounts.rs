@@ -1,8 +1,7 @@
 //! `POST /v1/accounts`: register an email, get a trial account with $2.00 and its
 //! first `sk-trial-` key (shown once). One trial per normalised email.
 
-use kiln_shared::accounts::{normalize_email, TRIAL_GRANT};
-use kiln_shared::fields::Fields;
+use kiln_shared::accounts::{parse_registration, TRIAL_GRANT};
 use kiln_shared::ids::AccountId;
 use kiln_shared::keys::{ApiKey, KeyKind};
 use kiln_shared::ApiError;
@@ -13,18 +12,15 @@ use crate::account_do::{InitAccount, NewKey};
 use crate::auth::account_stub;
 use crate::email_do::Claim;
 use crate::error::{EdgeError, EdgeResult};
-use crate::http::{body_bytes, call_do, json};
+use crate::http::{call_do, json, json_body};
 use crate::random_bytes;
 
 /// A registration body is one small JSON object.
 const BODY_BYTES_MAX: usize = 4 * 1024;
 
 pub async fn handle_register(mut req: Request, env: &Env) -> EdgeResult<Response> {
-    let body = body_bytes(&mut req, BODY_BYTES_MAX).await?;
-    let mut f = Fields::from_body(&body)?;
-    let email = f.required_string("email")?;
-    f.finish()?;
-    let email = normalize_email(&email)?;
+    let body = json_body(&mut req, BODY_BYTES_MAX).await?;
+    let email = parse_registration(&body)?;
 
     let email_do = env
         .durable_object("EMAILS")?

@@ -2,6 +2,7 @@
 //! reason kept in the ledger. Authorized by the `ADMIN_TOKEN` secret, compared in
 //! constant time; with no token configured the route refuses everyone.
 
+use kiln_shared::accounts::Adjustment;
 use kiln_shared::fields::Fields;
 use kiln_shared::ids::AccountId;
 use kiln_shared::keys::{bearer, secrets_equal};
@@ -14,11 +15,9 @@ use crate::account_do::{AdjustRequest, Balances, HoldRequest, SettleRequest};
 use crate::auth::account_stub;
 use crate::config;
 use crate::error::EdgeResult;
-use crate::http::{body_bytes, call_do, json};
+use crate::http::{call_do, json, json_body};
 
 const BODY_BYTES_MAX: usize = 4 * 1024;
-/// Reasons are read by people auditing the ledger.
-const REASON_CHARS_MAX: usize = 500;
 
 fn require_admin(req: &Request, env: &Env) -> EdgeResult<()> {
     let token = config::admin_token(env);
@@ -41,32 +40,8 @@ pub async fn handle_credits(mut req: Request, env: &Env, id: &str) -> EdgeResult
     require_admin(&req, env)?;
     let account = AccountId::parse(id)
         .ok_or_else(|| ApiError::not_found("account_not_found", "No such account."))?;
-    let body = body_bytes(&mut req, BODY_BYTES_MAX).await?;
-    let mut f = Fields::from_body(&body)?;
-    let amount_text = f.decimal_text("amount_usd")?.ok_or_else(|| {
-        ApiError::invalid_param(
-            "amount_usd",
-            "missing_parameter",
-            "`amount_usd` is required.",
-        )
-    })?;
-    let amount = MicroUsd::parse_usd(&amount_text).ok_or_else(|| {
-        ApiError::invalid_param(
-            "amount_usd",
-            "invalid_value",
-            "`amount_usd` must be a dollar amount with at most six decimals.",
-        )
-    })?;
-    let reason = f.required_string("reason")?;
-    if reason.trim().is_empty() || reason.chars().count() > REASON_CHARS_MAX {
-        return Err(ApiError::invalid_param(
-            "reason",
-            "invalid_value",
-            format!("`reason` must be 1–{REASON_CHARS_MAX} characters."),
-        )
-        .into());
-    }
-    f.finish()?;
+    let body = json_body(&mut req, BODY_BYTES_MAX).await?;
+    let Adjustment { amount, reason } = Adjustment::parse(&body)?;
     let request = serde_json::to_value(AdjustRequest {
         amount_micros: amount.micros(),
         reason,
@@ -125,7 +100,7 @@ pub async fn handle_ledger_bench(mut req: Request, env: &Env) -> EdgeResult<Resp
     use futures_util::stream::{self, StreamExt, TryStreamExt};
 
     require_admin(&req, env)?;
-    let body = body_bytes(&mut req, BODY_BYTES_MAX).await?;
+    let body = json_body(&mut req, BODY_BYTES_MAX).await?;
     let mut f = Fields::from_body(&body)?;
     let account = f
         .string("account_id")?

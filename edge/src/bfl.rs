@@ -5,9 +5,9 @@
 //! `POST /v1/images/generations?async_mode=true`: the same rules, price, hold, queue,
 //! `replyUrl`/`webhook_url`/`replyRef` webhooks and errors.
 
+use kiln_shared::bfl::translate;
 use kiln_shared::jobs::JobStatus;
-use kiln_shared::ApiError;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use worker::{Env, Request, Response};
 
 use crate::auth::Caller;
@@ -16,75 +16,6 @@ use crate::generate;
 use crate::http::{json, query_param};
 use crate::jobs::load_owned;
 use crate::router::base_url;
-
-/// BFL fields with a Kiln name of their own.
-const RENAMED: &[(&str, &str)] = &[("guidance", "cfg")];
-
-/// Rewrites a BFL body into a Kiln image request for `model`. BFL options Kiln cannot
-/// honour are refused by name rather than silently ignored.
-fn translate(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(ApiError::invalid_json)?;
-    let Value::Object(mut m) = v else {
-        return Err(ApiError::invalid_json("the body must be a JSON object"));
-    };
-    if m.contains_key("model") {
-        return Err(ApiError::invalid_param(
-            "model",
-            "unknown_parameter",
-            "The model is part of the path here: POST /flux/v1/{model}.",
-        ));
-    }
-    // No-code tools send empty and null fields, and booleans as strings: read those
-    // as "not set" / the boolean, as the generation endpoints do.
-    match m.remove("output_format") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(f)) if f.is_empty() || f.eq_ignore_ascii_case("png") => {}
-        Some(other) => {
-            return Err(ApiError::invalid_param(
-                "output_format",
-                "invalid_value",
-                format!("Only \"png\" is produced (got {other})."),
-            ))
-        }
-    }
-    match m.remove("prompt_upsampling") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
-        Some(Value::String(v)) if v.is_empty() || v.eq_ignore_ascii_case("false") => {}
-        Some(_) => {
-            return Err(ApiError::invalid_param(
-                "prompt_upsampling",
-                "invalid_value",
-                "Prompt upsampling is not offered; send the prompt you want rendered.",
-            ))
-        }
-    }
-    if m.remove("image_prompt")
-        .is_some_and(|v| !v.is_null() && v != Value::String(String::new()))
-    {
-        return Err(ApiError::invalid_param(
-            "image_prompt",
-            "invalid_value",
-            "Image prompts (Redux) are not available.",
-        ));
-    }
-    if m.contains_key("guidance") && m.contains_key("cfg") {
-        return Err(ApiError::invalid_param(
-            "guidance",
-            "invalid_value",
-            "Send `guidance` (BFL) or `cfg` (Kiln), not both.",
-        ));
-    }
-    let mut out = Map::new();
-    for (k, v) in m {
-        let name = RENAMED
-            .iter()
-            .find(|(from, _)| *from == k)
-            .map_or(k.as_str(), |(_, to)| to);
-        out.insert(name.to_owned(), v);
-    }
-    out.insert("model".into(), Value::String(model.to_owned()));
-    Ok(Value::Object(out).to_string().into_bytes())
-}
 
 /// `POST /flux/v1/{model}`.
 pub async fn handle_submit(

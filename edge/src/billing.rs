@@ -12,7 +12,7 @@ use crate::account_do::{NewKey, TopUpRequest};
 use crate::auth::account_stub;
 use crate::config;
 use crate::error::EdgeResult;
-use crate::http::{body_bytes, call_do, json};
+use crate::http::{call_do, json, json_body};
 use crate::keys::new_key_id;
 use crate::{now_ms, random_bytes};
 
@@ -20,7 +20,7 @@ use crate::{now_ms, random_bytes};
 const BODY_BYTES_MAX: usize = 256 * 1024;
 
 pub async fn handle_stripe_webhook(mut req: Request, env: &Env) -> EdgeResult<Response> {
-    let body = body_bytes(&mut req, BODY_BYTES_MAX).await?;
+    let body = json_body(&mut req, BODY_BYTES_MAX).await?;
     let secret = config::stripe_webhook_secret(env)?;
     let header = req.headers().get("stripe-signature")?;
     stripe::verify(&secret, header.as_deref(), &body, now_ms() / 1000)?;

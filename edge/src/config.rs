@@ -56,10 +56,15 @@ pub fn origins(env: &Env) -> EdgeResult<Vec<(String, String)>> {
         .collect())
 }
 
+/// No duration setting goes beyond a year, so `secs * 1000` and `now + ms` stay far
+/// from overflow whatever an operator types.
+const SECS_MAX: u64 = 365 * 24 * 3600;
+
 fn secs(env: &Env, name: &str, default: u64) -> u64 {
     string(env, name)
-        .and_then(|s| s.parse().ok())
+        .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(default)
+        .min(SECS_MAX)
 }
 
 /// A running job whose origin sends no heartbeat listing it for this long is taken

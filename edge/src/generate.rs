@@ -12,11 +12,13 @@
 //! A job that fails or times out answers 500/503/504 and its hold is released.
 
 use base64::Engine as _;
+use kiln_shared::headers::prefer_wait;
 use kiln_shared::ids::Filename;
 use kiln_shared::ids::JobId;
 use kiln_shared::images::ImageRequest;
 use kiln_shared::jobs::{JobParams, JobState, JobStatus, NewJob, ResponseFormat, SubmitOptions};
 use kiln_shared::money::MicroUsd;
+use kiln_shared::query::async_mode;
 use kiln_shared::video::VideoRequest;
 use kiln_shared::ApiError;
 use serde_json::{json, Value};
@@ -35,8 +37,6 @@ use crate::{now_ms, random_bytes};
 
 /// A generation request is a small JSON object; 4000-char prompts fit many times over.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
-/// `Prefer: wait=N` accepts at most the sync window.
-const PREFER_WAIT_SECS_MAX: u64 = 90;
 /// Each useapi-style `pollForResult` poll stands for 3 s of waiting.
 const POLL_SECS: u64 = 3;
 /// Seeds drawn for `seed: -1` stay in u32 so they are easy to read and reuse.
@@ -55,33 +55,14 @@ enum Mode {
 
 fn mode(req: &Request, env: &Env, options: &SubmitOptions) -> EdgeResult<Mode> {
     if let Some(v) = query_param(req, "async_mode")? {
-        match v.as_str() {
-            "true" | "1" => return Ok(Mode::Async),
-            "false" | "0" => {}
-            _ => {
-                return Err(ApiError::invalid_param(
-                    "async_mode",
-                    "invalid_value",
-                    "`async_mode` must be true or false.",
-                )
-                .into())
-            }
+        if async_mode(&v)? {
+            return Ok(Mode::Async);
         }
     }
-    let prefer = req.headers().get("prefer")?;
-    if let Some(wait) = prefer.as_deref().and_then(|p| {
-        p.split(',')
-            .find_map(|part| part.trim().strip_prefix("wait="))
-    }) {
-        return match wait.trim().parse::<u64>() {
-            Ok(n) if (1..=PREFER_WAIT_SECS_MAX).contains(&n) => Ok(Mode::Wait(n)),
-            _ => Err(ApiError::invalid_param(
-                "Prefer",
-                "invalid_value",
-                format!("`Prefer: wait=N` takes N from 1 to {PREFER_WAIT_SECS_MAX}."),
-            )
-            .into()),
-        };
+    if let Some(wait) = req.headers().get("prefer")?.as_deref().map(prefer_wait) {
+        if let Some(n) = wait? {
+            return Ok(Mode::Wait(n));
+        }
     }
     if let Some(polls) = options.poll_for_result {
         return Ok(Mode::Wait(u64::from(polls) * POLL_SECS));

@@ -1,6 +1,7 @@
 //! Small HTTP helpers shared by the edge's modules: JSON responses, reading bodies with
 //! a size limit, and the JSON calls the Worker makes to its Durable Objects.
 
+use kiln_shared::headers::check_json_content_type;
 use kiln_shared::ApiError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -29,6 +30,13 @@ pub async fn body_bytes(req: &mut Request, max_bytes: usize) -> EdgeResult<Vec<u
         return Err(too_large(max_bytes));
     }
     Ok(body)
+}
+
+/// Reads a JSON request body: its `Content-Type` must allow JSON (415 otherwise, see
+/// [`check_json_content_type`]) and it is read as [`body_bytes`] reads.
+pub async fn json_body(req: &mut Request, max_bytes: usize) -> EdgeResult<Vec<u8>> {
+    check_json_content_type(req.headers().get("content-type")?.as_deref())?;
+    body_bytes(req, max_bytes).await
 }
 
 fn too_large(max_bytes: usize) -> EdgeError {

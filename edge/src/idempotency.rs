@@ -13,7 +13,7 @@ use worker::{Headers, Method, Request, Response};
 use crate::account_do::{IdemBegin, IdemFinish, IdemOutcome};
 use crate::auth::Caller;
 use crate::error::EdgeResult;
-use crate::http::{body_bytes, call_do};
+use crate::http::{call_do, json_body};
 
 /// Response headers worth replaying with the stored body.
 const REPLAYED_HEADERS: &[&str] = &[
@@ -34,7 +34,7 @@ where
     F: FnOnce(Request, Vec<u8>) -> Fut + 'a,
     Fut: Future<Output = EdgeResult<Response>> + 'a,
 {
-    let body = body_bytes(&mut req, max_bytes).await?;
+    let body = json_body(&mut req, max_bytes).await?;
     let Some(raw) = req.headers().get(HEADER)? else {
         return handler(req, body).await;
     };

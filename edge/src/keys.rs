@@ -3,10 +3,8 @@
 //! `POST /v1/keys/{id}/reveal` (the one-time reveal of a key Kiln created for you,
 //! such as the `sk-gen-` key of a first payment).
 
-use kiln_shared::fields::Fields;
-use kiln_shared::keys::{ApiKey, KeyKind};
+use kiln_shared::keys::{ApiKey, KeyCreate, KeyKind};
 use kiln_shared::time::rfc3339;
-use kiln_shared::ApiError;
 use serde_json::{json, Value};
 use worker::{Method, Response};
 
@@ -18,10 +16,6 @@ use crate::{now_ms, random_bytes};
 
 /// A key-creation body is tiny.
 pub const BODY_BYTES_MAX: usize = 4 * 1024;
-/// A per-key limit can only lower the deployment's limit; this bounds the input.
-const LIMIT_PER_MIN_MAX: u32 = 100_000;
-/// Labels are for humans scanning a list.
-const LABEL_CHARS_MAX: usize = 64;
 
 /// A fresh key id: `key_` + 16 base32 chars.
 pub fn new_key_id() -> String {
@@ -34,46 +28,11 @@ pub async fn handle_list(caller: &Caller) -> EdgeResult<Response> {
 }
 
 pub async fn handle_create(body: Vec<u8>, caller: &Caller) -> EdgeResult<Response> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}".to_vec()
-    } else {
-        body
-    };
-    let mut f = Fields::from_body(&body)?;
-    let label = f.string("label")?.unwrap_or_else(|| "default".to_owned());
-    if label.chars().count() > LABEL_CHARS_MAX || label.chars().any(char::is_control) {
-        return Err(ApiError::invalid_param(
-            "label",
-            "invalid_value",
-            format!("`label` must be at most {LABEL_CHARS_MAX} printable characters."),
-        )
-        .into());
-    }
-    let test = match f.string("mode")?.as_deref() {
-        None | Some("live") => false,
-        Some("test") => true,
-        Some(other) => {
-            return Err(ApiError::invalid_param(
-                "mode",
-                "invalid_value",
-                format!("`mode` must be \"live\" or \"test\" (got {other:?})."),
-            )
-            .into())
-        }
-    };
-    let rate_limit_per_min = match f.int("rate_limit_per_min")? {
-        None => None,
-        Some(n) if (1..=i64::from(LIMIT_PER_MIN_MAX)).contains(&n) => Some(n as u32),
-        Some(n) => {
-            return Err(ApiError::invalid_param(
-                "rate_limit_per_min",
-                "out_of_range",
-                format!("`rate_limit_per_min` must be 1–{LIMIT_PER_MIN_MAX} (got {n})."),
-            )
-            .into())
-        }
-    };
-    f.finish()?;
+    let KeyCreate {
+        label,
+        test,
+        rate_limit_per_min,
+    } = KeyCreate::parse(&body)?;
     let kind = if test {
         KeyKind::Test
     } else {

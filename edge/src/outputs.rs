@@ -3,6 +3,7 @@
 //! files never change, so they are cached for a year. Byte ranges are served so
 //! video players can seek.
 
+use kiln_shared::headers::ByteRange;
 use kiln_shared::ids::Filename;
 use kiln_shared::ApiError;
 use worker::{Env, Headers, Method, Range, Request, Response};
@@ -19,31 +20,6 @@ pub fn output_key(name: &Filename) -> String {
 
 fn not_found() -> ApiError {
     ApiError::not_found("file_not_found", "No such file.")
-}
-
-/// Parses a single `bytes=` range; anything else is served whole (RFC 9110 allows
-/// ignoring a Range header).
-fn parse_range(header: &str) -> Option<Range> {
-    let spec = header.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (start, end) = spec.split_once('-')?;
-    match (start.trim(), end.trim()) {
-        ("", suffix) => Some(Range::Suffix {
-            suffix: suffix.parse().ok()?,
-        }),
-        (start, "") => Some(Range::OffsetToEnd {
-            offset: start.parse().ok()?,
-        }),
-        (start, end) => {
-            let (s, e): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
-            (e >= s).then_some(Range::OffsetWithLength {
-                offset: s,
-                length: e - s + 1,
-            })
-        }
-    }
 }
 
 pub async fn handle_get(req: &Request, env: &Env, name: &str) -> EdgeResult<Response> {
@@ -64,17 +40,14 @@ pub async fn handle_get(req: &Request, env: &Env, name: &str) -> EdgeResult<Resp
         return Ok(Response::empty()?.with_status(304).with_headers(headers));
     }
 
-    let range = req.headers().get("range")?.and_then(|h| parse_range(&h));
-    let (start, end) = match &range {
-        None => (0, size.saturating_sub(1)),
-        Some(Range::OffsetWithLength { offset, length }) => {
-            (*offset, (offset + length - 1).min(size.saturating_sub(1)))
-        }
-        Some(Range::OffsetToEnd { offset }) => (*offset, size.saturating_sub(1)),
-        Some(Range::Suffix { suffix }) => (size.saturating_sub(*suffix), size.saturating_sub(1)),
-        Some(Range::Prefix { length }) => (0, length.saturating_sub(1).min(size.saturating_sub(1))),
+    // `Range` is read by kiln-shared's checked parser, so bytes are only ever addressed
+    // within `0..size`. It applies to GET only: HEAD ignores it (RFC 9110 §14.2) and
+    // describes the whole file.
+    let range = match req.headers().get("range")? {
+        Some(h) if req.method() == Method::Get => ByteRange::parse(&h, size),
+        _ => ByteRange::Whole,
     };
-    if range.is_some() && (start >= size || size == 0) {
+    if range == ByteRange::Unsatisfiable {
         let resp = EdgeError::Api(ApiError::new(
             416,
             "range_not_satisfiable",
@@ -85,25 +58,24 @@ pub async fn handle_get(req: &Request, env: &Env, name: &str) -> EdgeResult<Resp
             .set("content-range", &format!("bytes */{size}"))?;
         return Ok(resp);
     }
-    let length = if size == 0 { 0 } else { end - start + 1 };
-    headers.set("content-length", &length.to_string())?;
+    headers.set("content-length", &range.len(size).to_string())?;
 
     if req.method() == Method::Head {
         return Ok(Response::empty()?.with_headers(headers));
     }
     let mut get = bucket.get(&key);
-    if range.is_some() {
+    if let ByteRange::Part { start, .. } = range {
         get = get.range(Range::OffsetWithLength {
             offset: start,
-            length,
+            length: range.len(size),
         });
     }
     let object = get.execute().await?.ok_or_else(not_found)?;
     let body = object.body().ok_or_else(not_found)?;
-    let resp = Response::from_stream(body.stream()?)?.with_headers(headers.clone());
-    if range.is_some() {
+    let resp = Response::from_stream(body.stream()?)?;
+    if let ByteRange::Part { start, end } = range {
         headers.set("content-range", &format!("bytes {start}-{end}/{size}"))?;
         return Ok(resp.with_status(206).with_headers(headers));
     }
-    Ok(resp)
+    Ok(resp.with_headers(headers))
 }

@@ -115,12 +115,31 @@ pub async fn route(req: Request, env: Env) -> Response {
     let result = match resolve(&segments) {
         None => Err(ApiError::route_not_found(method.as_ref(), &path).into()),
         Some((_, allowed)) if !allowed.contains(&method) => {
-            Err(ApiError::method_not_allowed(method.as_ref(), &path).into())
+            return method_not_allowed(&method, &path, allowed);
         }
         Some((Resolved::Public(route), _)) => public(route, req, env).await,
         Some((Resolved::Keyed(route), _)) => keyed(route, req, env).await,
     };
     result.unwrap_or_else(EdgeError::into_response)
+}
+
+/// 405 in the API's error shape, with the `Allow` header RFC 9110 requires.
+fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Response {
+    let resp = EdgeError::from(ApiError::method_not_allowed(method.as_ref(), path)).into_response();
+    let allow = allow_header(allowed);
+    if let Err(e) = resp.headers().set("allow", &allow) {
+        worker::console_error!("setting Allow: {e}");
+    }
+    resp
+}
+
+/// The `Allow` value for a route's methods: `GET, HEAD`.
+fn allow_header(allowed: &[Method]) -> String {
+    allowed
+        .iter()
+        .map(|m| m.as_ref())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn public(route: Public<'_>, req: Request, env: Env) -> EdgeResult<Response> {

@@ -1,6 +1,7 @@
 //! Account registration rules: email normalisation and the trial grant.
 
 use crate::error::ApiError;
+use crate::fields::Fields;
 use crate::money::MicroUsd;
 
 /// Every new account starts with this much trial credit.
@@ -44,6 +45,54 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
     Ok(format!("{local}@{domain}"))
 }
 
+/// `POST /v1/accounts`: the normalised email of the trial to register.
+pub fn parse_registration(body: &[u8]) -> Result<String, ApiError> {
+    let mut f = Fields::from_body(body)?;
+    let email = f.required_string("email")?;
+    f.finish()?;
+    normalize_email(&email)
+}
+
+/// Reasons are read by people auditing the ledger.
+pub const REASON_CHARS_MAX: usize = 500;
+
+/// `POST /admin/accounts/{id}/credits`: a signed dollar amount and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjustment {
+    pub amount: MicroUsd,
+    pub reason: String,
+}
+
+impl Adjustment {
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let mut f = Fields::from_body(body)?;
+        let amount_text = f.decimal_text("amount_usd")?.ok_or_else(|| {
+            ApiError::invalid_param(
+                "amount_usd",
+                "missing_parameter",
+                "`amount_usd` is required.",
+            )
+        })?;
+        let amount = MicroUsd::parse_usd(&amount_text).ok_or_else(|| {
+            ApiError::invalid_param(
+                "amount_usd",
+                "invalid_value",
+                "`amount_usd` must be a dollar amount with at most six decimals.",
+            )
+        })?;
+        let reason = f.required_string("reason")?;
+        if reason.trim().is_empty() || reason.chars().count() > REASON_CHARS_MAX {
+            return Err(ApiError::invalid_param(
+                "reason",
+                "invalid_value",
+                format!("`reason` must be 1–{REASON_CHARS_MAX} characters."),
+            ));
+        }
+        f.finish()?;
+        Ok(Self { amount, reason })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +126,52 @@ mod tests {
         ] {
             let err = normalize_email(raw).expect_err(raw);
             assert_eq!((err.status(), err.param()), (400, Some("email")), "{raw}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::money::MICRO_USD_MAX;
+    use crate::proptest_json::object_body;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_registration_is_a_normalised_email_or_a_named_400(body in prop_oneof![
+            object_body(&["email"]),
+            "[A-Za-z0-9.+_-]{0,12}@[a-z0-9.-]{0,12}"
+                .prop_map(|e| serde_json::json!({"email": e}).to_string().into_bytes()),
+        ]) {
+            match parse_registration(&body) {
+                Ok(email) => {
+                    prop_assert!(email.len() <= EMAIL_LEN_MAX);
+                    prop_assert_eq!(email.matches('@').count(), 1);
+                    prop_assert_eq!(normalize_email(&email).ok(), Some(email.clone()));
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.status(), 400);
+                    prop_assert!(e.param().is_some() || e.code() == "invalid_json", "{:?}", e);
+                }
+            }
+        }
+
+        #[test]
+        fn any_adjustment_is_an_exact_bounded_amount_or_a_named_400(
+            body in object_body(&["amount_usd", "reason"]),
+        ) {
+            match Adjustment::parse(&body) {
+                Ok(a) => {
+                    prop_assert!(a.amount.micros().abs() <= MICRO_USD_MAX);
+                    prop_assert!(!a.reason.trim().is_empty());
+                    prop_assert!(a.reason.chars().count() <= REASON_CHARS_MAX);
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.status(), 400);
+                    prop_assert!(e.param().is_some() || e.code() == "invalid_json", "{:?}", e);
+                }
+            }
         }
     }
 }

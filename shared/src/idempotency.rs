@@ -86,3 +86,30 @@ mod tests {
         assert_ne!(base, fingerprint("PUT", "/v1/keys", b"{}"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_idempotency_key_is_kept_exactly_or_a_named_400(s in prop_oneof![
+            any::<String>(),
+            "[!-~]{0,300}",
+            "[ -~]{1,20}",
+        ]) {
+            let want = !s.is_empty() && s.len() <= KEY_LEN_MAX && s.bytes().all(|b| b.is_ascii_graphic());
+            match IdempotencyKey::parse(&s) {
+                Ok(k) => {
+                    prop_assert!(want);
+                    prop_assert_eq!(k.as_str(), s.as_str());
+                }
+                Err(e) => {
+                    prop_assert!(!want);
+                    prop_assert_eq!((e.status(), e.param()), (400, Some(HEADER)));
+                }
+            }
+        }
+    }
+}

@@ -253,3 +253,31 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Ids and filenames in paths: any text parses to itself or to nothing.
+        #[test]
+        fn any_path_segment_is_an_id_of_itself_or_none(s in prop_oneof![
+            any::<String>(),
+            "(job_|acct_)[0-9a-z]{0,30}",
+            "[a-z0-9_-]{0,130}\\.[a-z0-9]{0,6}",
+        ]) {
+            if let Some(id) = JobId::parse(&s) {
+                prop_assert_eq!(id.as_str(), s.as_str());
+            }
+            if let Some(id) = AccountId::parse(&s) {
+                prop_assert_eq!(id.as_str(), s.as_str());
+            }
+            if let Some(name) = Filename::parse(&s) {
+                prop_assert_eq!(name.as_str(), s.as_str());
+                prop_assert!(s.len() <= FILENAME_LEN_MAX);
+                prop_assert!(!name.content_type().is_empty());
+            }
+        }
+    }
+}

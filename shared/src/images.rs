@@ -202,7 +202,8 @@ fn check_side(param: &str, px: i64) -> Result<(), ApiError> {
     ))
 }
 
-/// `prompt`: required, 1–4000 characters, not only whitespace.
+/// `prompt`: required, 1–4000 characters, not only whitespace, no control characters
+/// but line breaks and tabs.
 pub(crate) fn parse_prompt(f: &mut Fields) -> Result<String, ApiError> {
     let prompt = f.required_string("prompt")?;
     let prompt_chars = prompt.chars().count();
@@ -211,6 +212,20 @@ pub(crate) fn parse_prompt(f: &mut Fields) -> Result<String, ApiError> {
             "prompt",
             "invalid_value",
             format!("`prompt` must be 1–{PROMPT_CHARS_MAX} characters (got {prompt_chars})."),
+        ));
+    }
+    // Line breaks and tabs are text; NUL and other control characters are not.
+    if let Some(c) = prompt
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::invalid_param(
+            "prompt",
+            "invalid_value",
+            format!(
+                "`prompt` must not contain control characters (found U+{:04X}).",
+                u32::from(c)
+            ),
         ));
     }
     Ok(prompt)
@@ -431,5 +446,61 @@ mod tests {
     fn side_errors_suggest_neighbours() {
         let err = parse(json!({"prompt": "x", "width": 1000})).unwrap_err();
         assert!(err.message().contains("960 or 1024"), "{}", err.message());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::proptest_json::object_body;
+    use proptest::prelude::*;
+
+    const FIELDS: &[&str] = &[
+        "prompt",
+        "model",
+        "size",
+        "width",
+        "height",
+        "steps",
+        "cfg",
+        "seed",
+        "input_files",
+        "n",
+        "replyUrl",
+        "webhook_url",
+        "replyRef",
+        "response_format",
+        "pollForResult",
+        "webhook_events",
+    ];
+
+    proptest! {
+        /// Any body is a request within every documented bound, or a 400 that names the
+        /// parameter at fault (or says the body is not JSON).
+        #[test]
+        fn any_image_body_is_valid_or_a_named_400(body in object_body(FIELDS)) {
+            match ImageRequest::parse(&body) {
+                Ok(r) => {
+                    prop_assert!(MODELS.contains(&r.model.as_str()));
+                    let chars = r.prompt.chars().count();
+                    prop_assert!(!r.prompt.chars().any(|c| c.is_control() && !"\n\r\t".contains(c)));
+                    prop_assert!((1..=PROMPT_CHARS_MAX).contains(&chars));
+                    for side in [r.width, r.height] {
+                        let side = i64::from(side);
+                        prop_assert!((SIDE_PX_MIN..=SIDE_PX_MAX).contains(&side));
+                        prop_assert_eq!(side % SIDE_PX_STEP, 0);
+                    }
+                    prop_assert!((STEPS_MIN..=STEPS_MAX).contains(&i64::from(r.steps)));
+                    prop_assert!((CFG_MIN..=CFG_MAX).contains(&r.cfg));
+                    prop_assert!(r.seed.is_none_or(|s| s <= SEED_MAX as u64));
+                    prop_assert!(r.input_files.len() <= INPUT_FILES_MAX);
+                    prop_assert_eq!(r.price(), PRICE_PER_IMAGE);
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.status(), 400);
+                    prop_assert!(e.param().is_some() || e.code() == "invalid_json", "{:?}", e);
+                }
+            }
+        }
     }
 }

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::error::ApiError;
+use crate::fields::Fields;
 use crate::ids::{random_token, AccountId};
 
 /// What a key may do. The kind is visible in the key so clients and logs can tell.
@@ -170,6 +172,72 @@ pub fn bearer(header: Option<&str>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// A per-key limit can only lower the deployment's limit; this bounds the input.
+pub const LIMIT_PER_MIN_MAX: u32 = 100_000;
+/// Labels are for humans scanning a list.
+pub const LABEL_CHARS_MAX: usize = 64;
+
+/// `POST /v1/keys`: the key the caller asks for. An empty body is a default key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCreate {
+    pub label: String,
+    /// `mode: "test"`: an `sk-test-` key.
+    pub test: bool,
+    pub rate_limit_per_min: Option<u32>,
+}
+
+impl KeyCreate {
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let mut f = if body.iter().all(u8::is_ascii_whitespace) {
+            Fields::from_map(Default::default())
+        } else {
+            Fields::from_body(body)?
+        };
+        let label = f.string("label")?.unwrap_or_else(|| "default".to_owned());
+        if label.chars().count() > LABEL_CHARS_MAX || label.chars().any(char::is_control) {
+            return Err(ApiError::invalid_param(
+                "label",
+                "invalid_value",
+                format!("`label` must be at most {LABEL_CHARS_MAX} printable characters."),
+            ));
+        }
+        let test = match f.string("mode")?.as_deref() {
+            None | Some("live") => false,
+            Some("test") => true,
+            Some(other) => {
+                return Err(ApiError::invalid_param(
+                    "mode",
+                    "invalid_value",
+                    format!("`mode` must be \"live\" or \"test\" (got {other:?})."),
+                ))
+            }
+        };
+        let rate_limit_per_min = match f.int("rate_limit_per_min")? {
+            None => None,
+            Some(n) => Some(
+                u32::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=LIMIT_PER_MIN_MAX).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid_param(
+                            "rate_limit_per_min",
+                            "out_of_range",
+                            format!(
+                                "`rate_limit_per_min` must be 1–{LIMIT_PER_MIN_MAX} (got {n})."
+                            ),
+                        )
+                    })?,
+            ),
+        };
+        f.finish()?;
+        Ok(Self {
+            label,
+            test,
+            rate_limit_per_min,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +288,62 @@ mod tests {
         assert_eq!(bearer(Some("Basic abc")), None);
         assert_eq!(bearer(Some("abc")), None);
         assert_eq!(bearer(None), None);
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::proptest_json::object_body;
+    use proptest::prelude::*;
+
+    fn account() -> impl Strategy<Value = AccountId> {
+        any::<[u8; 10]>().prop_map(AccountId::generate)
+    }
+
+    proptest! {
+        /// `Authorization` as clients send it: any header gives a token or nothing, and
+        /// a token is a key only if it has exactly a key's shape.
+        #[test]
+        fn any_authorization_header_is_a_key_or_refused(header in prop_oneof![
+            any::<String>(),
+            "(Bearer|bearer|BEARER|Basic|) {0,3}sk-(trial|gen|test|x)-[a-z0-9]{0,60} {0,2}",
+        ]) {
+            if let Some(token) = bearer(Some(&header)) {
+                prop_assert!(header.contains(token));
+                if let Some(key) = ApiKey::parse(token) {
+                    prop_assert_eq!(key.reveal(), token);
+                    prop_assert!(token.starts_with(key.kind().prefix()));
+                    prop_assert!(token.contains(key.account().bare()));
+                }
+            }
+        }
+
+        #[test]
+        fn generated_keys_parse_back(kind in prop::sample::select(&[KeyKind::Trial, KeyKind::Gen, KeyKind::Test][..]), account in account(), random in any::<[u8; 20]>()) {
+            let key = ApiKey::generate(kind, &account, random);
+            let header = format!("Bearer {}", key.reveal());
+            let parsed = ApiKey::parse(bearer(Some(&header)).unwrap()).unwrap();
+            prop_assert_eq!(parsed.kind(), kind);
+            prop_assert_eq!(parsed.account(), &account);
+            prop_assert!(parsed.hash().matches(&key.hash()));
+        }
+
+        #[test]
+        fn any_key_create_body_is_valid_or_a_named_400(
+            body in object_body(&["label", "mode", "rate_limit_per_min"]),
+        ) {
+            match KeyCreate::parse(&body) {
+                Ok(k) => {
+                    prop_assert!(k.label.chars().count() <= LABEL_CHARS_MAX);
+                    prop_assert!(!k.label.chars().any(char::is_control));
+                    prop_assert!(k.rate_limit_per_min.is_none_or(|n| (1..=LIMIT_PER_MIN_MAX).contains(&n)));
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.status(), 400);
+                    prop_assert!(e.param().is_some() || e.code() == "invalid_json", "{:?}", e);
+                }
+            }
+        }
     }
 }

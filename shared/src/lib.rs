@@ -5,17 +5,20 @@
 //! random bytes in.
 //!
 //! - [`accounts`] — registration rules: email normalisation, the trial grant.
+//! - [`bfl`]     — the BFL-style façade's translation of a request body.
 //! - [`catalog`] — `GET /v1/models`: models, cost rules, parameter schemas.
 //! - [`error`]   — the API's one error shape (`{"error": {...}}`) and its status codes.
 //! - [`money`]   — [`money::MicroUsd`], integer micro-dollars; no floats in the ledger.
 //! - [`ids`]     — [`ids::JobId`], [`ids::AccountId`], output filenames; parse, don't validate.
 //! - [`keys`]    — API key format (`sk-trial-`, `sk-gen-`, `sk-test-`) and key hashing.
 //! - [`fields`]  — typed extraction from request JSON, naming the param on every error.
+//! - [`headers`] — `Range` and `Prefer: wait=N`, parsed without panics.
 //! - [`images`]  — `POST /v1/images/generations`: parameter rules, defaults and price.
 //! - [`video`]   — `POST /v1/video/generations`: rules, the stage plan, price per frame.
 //! - [`jobs`]    — the job object, statuses and progress as the API shows them.
 //! - [`origin`]  — the edge ↔ origin protocol: dispatched jobs, events, paths.
 //! - [`idempotency`] — `Idempotency-Key` parsing and request fingerprints.
+//! - [`query`]   — query parameters: `async_mode`, the usage page (`limit`, `cursor`).
 //! - [`queue`]   — the dispatcher's choices: fair order across accounts, origin choice.
 //! - [`ratelimit`] — the per-key token bucket behind `429` and `X-RateLimit-*`.
 //! - [`stripe`]  — `Stripe-Signature` verification and the top-up events and tiers.
@@ -24,9 +27,11 @@
 //! - [`webhooks`] — `replyUrl` deliveries: Standard Webhooks signing, retries, SSRF guard, events.
 
 pub mod accounts;
+pub mod bfl;
 pub mod catalog;
 pub mod error;
 pub mod fields;
+pub mod headers;
 pub mod idempotency;
 pub mod ids;
 pub mod images;
@@ -34,6 +39,7 @@ pub mod jobs;
 pub mod keys;
 pub mod money;
 pub mod origin;
+pub mod query;
 pub mod queue;
 pub mod ratelimit;
 pub mod signing;
@@ -41,6 +47,9 @@ pub mod stripe;
 pub mod time;
 pub mod video;
 pub mod webhooks;
+
+#[cfg(test)]
+mod proptest_json;
 
 pub use error::ApiError;
 pub use money::MicroUsd;

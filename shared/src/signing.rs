@@ -125,7 +125,8 @@ impl Keyring {
             .find(|k| k.id == key_id)
             .ok_or(SignatureError::UnknownKey)?;
         let ts: i64 = ts.parse().map_err(|_| SignatureError::Malformed)?;
-        if (now_unix_secs - ts).abs() > SKEW_SECS_MAX {
+        // `abs_diff`: a timestamp near i64::MIN or MAX must not overflow the check.
+        if now_unix_secs.abs_diff(ts) > SKEW_SECS_MAX.unsigned_abs() {
             return Err(SignatureError::Stale);
         }
         let sig = hex::decode(sig).map_err(|_| SignatureError::Malformed)?;
@@ -375,5 +376,73 @@ mod tests {
         let three = format!("{K1},{K0},k2:0123456789abcdef0123456789abcdef");
         assert_eq!(Keyring::parse(&three).unwrap_err(), KeyringError::TooMany);
         assert!(!format!("{:?}", Keyring::parse(K1).unwrap()).contains("0123"));
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const K1: &str = "k1:0123456789abcdef0123456789abcdef";
+
+    fn header() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of(prop_oneof![
+            any::<String>(),
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just(i64::MIN.to_string()),
+            Just(i64::MAX.to_string()),
+            "-?[0-9]{0,25}",
+            "[0-9a-f]{0,70}",
+            Just("k1".to_owned()),
+        ])
+    }
+
+    proptest! {
+        /// Any `X-Kiln-*` headers are accepted only when they are a valid signature
+        /// within the skew; everything else is one of the named refusals.
+        #[test]
+        fn any_signing_headers_verify_or_are_refused_by_name(
+            key_id in header(), timestamp in header(), signature in header(),
+            now in prop_oneof![any::<i64>(), Just(i64::MIN), Just(i64::MAX), Just(1_775_219_730i64)],
+        ) {
+            let ring = Keyring::parse(K1).unwrap();
+            let received = ReceivedHeaders {
+                key_id: key_id.as_deref(),
+                timestamp: timestamp.as_deref(),
+                signature: signature.as_deref(),
+            };
+            let result = ring.verify(now, &received, "POST", "/internal/origin/heartbeat", b"{}");
+            if let Err(e) = result {
+                prop_assert_eq!(crate::ApiError::from(e).status(), 401);
+            } else {
+                // Only a forgery-free path gets here: the right key, a fresh timestamp
+                // and the HMAC the keyring itself computes.
+                let ts: i64 = timestamp.unwrap().parse().unwrap();
+                prop_assert!(now.abs_diff(ts) <= SKEW_SECS_MAX.unsigned_abs());
+                let want = ring.sign(ts, "POST", "/internal/origin/heartbeat", b"{}");
+                prop_assert_eq!(signature.as_deref(), Some(want.signature.as_str()));
+            }
+        }
+
+        #[test]
+        fn a_signature_verifies_exactly_within_the_skew(
+            signed_at in any::<i64>(), drift in any::<i64>(),
+        ) {
+            let ring = Keyring::parse(K1).unwrap();
+            let h = ring.sign(signed_at, "DELETE", "/jobs/job_x", b"");
+            let now = signed_at.saturating_add(drift);
+            let received = ReceivedHeaders {
+                key_id: Some(&h.key_id),
+                timestamp: Some(&h.timestamp),
+                signature: Some(&h.signature),
+            };
+            let got = ring.verify(now, &received, "DELETE", "/jobs/job_x", b"");
+            if now.abs_diff(signed_at) <= SKEW_SECS_MAX.unsigned_abs() {
+                prop_assert_eq!(got, Ok(()));
+            } else {
+                prop_assert_eq!(got, Err(SignatureError::Stale));
+            }
+        }
     }
 }

@@ -53,7 +53,8 @@ impl Tier {
     fn from_cents(cents: i64) -> Option<Self> {
         [Tier::Starter, Tier::Pro, Tier::Max]
             .into_iter()
-            .find(|t| t.amount() == MicroUsd::from_cents(cents))
+            // Checked: `amount_total` comes from the event and may be any i64.
+            .find(|t| cents.checked_mul(10_000) == Some(t.amount().micros()))
     }
 }
 
@@ -83,7 +84,8 @@ pub fn verify(
         }
     }
     let t = timestamp.ok_or_else(|| refused("no timestamp"))?;
-    if (now_unix_secs - t).abs() > TOLERANCE_SECS {
+    // `abs_diff`: `t=-9223372036854775808` must be refused, not overflow.
+    if now_unix_secs.abs_diff(t) > TOLERANCE_SECS.unsigned_abs() {
         return Err(refused("timestamp outside the tolerance"));
     }
     let matches = signatures.iter().any(|sig| {
@@ -314,5 +316,94 @@ mod tests {
             Some("client_reference_id")
         );
         assert_eq!(parse_event(b"{").unwrap_err().code(), "invalid_json");
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SECRET: &str = "whsec_test_secret";
+
+    proptest! {
+        /// Any `Stripe-Signature` header (extreme timestamps included) is accepted only
+        /// when it carries a `v1` HMAC of this payload within the tolerance; otherwise
+        /// it is a 400 `invalid_signature`.
+        #[test]
+        fn any_stripe_signature_header_verifies_or_is_refused(
+            header in proptest::option::of(prop_oneof![
+                any::<String>(),
+                (any::<i64>(), "[0-9a-f]{0,70}").prop_map(|(t, v)| format!("t={t},v1={v}")),
+                "t=-?[0-9]{1,25}(,v1=[0-9a-f]{0,64}){0,3}(,v0=[a-z]*)?",
+                Just(format!("t={},v1=00", i64::MIN)),
+                Just(format!("t={},v1=00", i64::MAX)),
+            ]),
+            now in prop_oneof![any::<i64>(), Just(i64::MIN), Just(i64::MAX), Just(1_775_219_730i64)],
+            payload in any::<Vec<u8>>(),
+        ) {
+            match verify(SECRET, header.as_deref(), &payload, now) {
+                Ok(()) => {
+                    let header = header.unwrap();
+                    let t: i64 = header.rsplit(',').find_map(|p| p.trim().strip_prefix("t=")).unwrap().parse().unwrap();
+                    prop_assert!(now.abs_diff(t) <= TOLERANCE_SECS.unsigned_abs());
+                    let want = sign(SECRET, &payload, t);
+                    let want_v1 = want.split_once(",v1=").unwrap().1;
+                    prop_assert!(header.contains(want_v1));
+                }
+                Err(e) => prop_assert_eq!((e.status(), e.code()), (400, "invalid_signature")),
+            }
+        }
+
+        #[test]
+        fn a_signed_payload_verifies_exactly_within_the_tolerance(
+            t in any::<i64>(), drift in -1000i64..1000, payload in any::<Vec<u8>>(),
+        ) {
+            let header = sign(SECRET, &payload, t);
+            let now = t.saturating_add(drift);
+            let got = verify(SECRET, Some(&header), &payload, now);
+            prop_assert_eq!(got.is_ok(), now.abs_diff(t) <= TOLERANCE_SECS.unsigned_abs());
+        }
+    }
+}
+
+#[cfg(test)]
+mod event_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any verified payload is a top-up of a known tier, an ignored event, or a
+        /// named 400 (the amount, an extreme one included, never overflows).
+        #[test]
+        fn any_stripe_event_is_a_tier_ignored_or_a_named_400(
+            amount in prop_oneof![any::<i64>(), Just(i64::MIN), Just(i64::MAX), Just(500i64), Just(2000), Just(5000)],
+            tier in proptest::option::of(prop_oneof![Just("starter"), Just("pro"), Just("max"), Just("gold")]),
+            currency in proptest::option::of(prop_oneof![Just("usd"), Just("USD"), Just("eur")]),
+            paid in any::<bool>(),
+            body in crate::proptest_json::value(),
+        ) {
+            let account = AccountId::generate([7; 10]);
+            let event = serde_json::json!({
+                "id": "evt_1", "type": "checkout.session.completed",
+                "data": {"object": {
+                    "payment_status": if paid { "paid" } else { "unpaid" },
+                    "client_reference_id": account.as_str(),
+                    "amount_total": amount, "currency": currency,
+                    "metadata": {"tier": tier},
+                }},
+            });
+            match parse_event(event.to_string().as_bytes()) {
+                Ok(Event::TopUp(t)) => {
+                    prop_assert!(paid);
+                    prop_assert_eq!(t.tier.amount().micros(), amount * 10_000);
+                }
+                Ok(Event::Ignored { .. }) => prop_assert!(!paid),
+                Err(e) => prop_assert_eq!(e.status(), 400),
+            }
+            if let Err(e) = parse_event(body.to_string().as_bytes()) {
+                prop_assert_eq!(e.status(), 400);
+            }
+        }
     }
 }

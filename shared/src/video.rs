@@ -437,3 +437,54 @@ mod tests {
         assert!(err.message().contains("97 or 105"), "{}", err.message());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::proptest_json::object_body;
+    use proptest::prelude::*;
+
+    const FIELDS: &[&str] = &[
+        "prompt",
+        "negative_prompt",
+        "model",
+        "size",
+        "width",
+        "height",
+        "num_frames",
+        "duration",
+        "seed",
+        "input_files",
+        "replyUrl",
+        "webhook_url",
+        "replyRef",
+        "response_format",
+        "pollForResult",
+        "webhook_events",
+        "fps",
+    ];
+
+    proptest! {
+        /// Any body is a request within every documented bound (size from the list,
+        /// 8n+1 frames, a price that matches them), or a 400 naming the parameter.
+        #[test]
+        fn any_video_body_is_valid_or_a_named_400(body in object_body(FIELDS)) {
+            match VideoRequest::parse(&body) {
+                Ok(r) => {
+                    prop_assert!(MODELS.contains(&r.model.as_str()));
+                    prop_assert!(SIZES.contains(&(r.width, r.height)));
+                    let n = i64::from(r.num_frames);
+                    prop_assert!((FRAMES_MIN..=FRAMES_MAX).contains(&n));
+                    prop_assert_eq!((n - 1) % FRAMES_STEP, 0);
+                    prop_assert!(r.input_files.len() <= INPUT_FILES_MAX);
+                    prop_assert_eq!(r.price(), price(r.num_frames));
+                    prop_assert!(r.price().micros() > 0);
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.status(), 400);
+                    prop_assert!(e.param().is_some() || e.code() == "invalid_json", "{:?}", e);
+                }
+            }
+        }
+    }
+}
