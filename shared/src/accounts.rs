@@ -134,7 +134,7 @@ mod tests {
 mod props {
     use super::*;
     use crate::money::MICRO_USD_MAX;
-    use crate::proptest_json::object_body;
+    use crate::proptest_json::{assert_named_400, object_body};
     use proptest::prelude::*;
 
     proptest! {
@@ -150,10 +150,7 @@ mod props {
                     prop_assert_eq!(email.matches('@').count(), 1);
                     prop_assert_eq!(normalize_email(&email).ok(), Some(email.clone()));
                 }
-                Err(e) => {
-                    prop_assert_eq!(e.status(), 400);
-                    prop_assert!(e.param().is_some() || e.code() == "invalid_json", "{:?}", e);
-                }
+                Err(e) => assert_named_400(&e)?,
             }
         }
 
@@ -167,10 +164,7 @@ mod props {
                     prop_assert!(!a.reason.trim().is_empty());
                     prop_assert!(a.reason.chars().count() <= REASON_CHARS_MAX);
                 }
-                Err(e) => {
-                    prop_assert_eq!(e.status(), 400);
-                    prop_assert!(e.param().is_some() || e.code() == "invalid_json", "{:?}", e);
-                }
+                Err(e) => assert_named_400(&e)?,
             }
         }
     }

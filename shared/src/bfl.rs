@@ -123,7 +123,7 @@ mod tests {
                     let v: Value = serde_json::from_slice(&out).unwrap();
                     proptest::prop_assert_eq!(v["model"].as_str(), Some(model.as_str()));
                     if let Err(e) = ImageRequest::parse(&out) {
-                        proptest::prop_assert!(e.status() == 400 && (e.param().is_some() || e.code() == "invalid_json"), "{e:?}");
+                        crate::proptest_json::assert_named_400(&e)?;
                     }
                 }
                 Err(e) => proptest::prop_assert_eq!(e.status(), 400),

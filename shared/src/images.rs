@@ -452,7 +452,7 @@ mod tests {
 #[cfg(test)]
 mod props {
     use super::*;
-    use crate::proptest_json::object_body;
+    use crate::proptest_json::{assert_named_400, object_body};
     use proptest::prelude::*;
 
     const FIELDS: &[&str] = &[
@@ -496,10 +496,7 @@ mod props {
                     prop_assert!(r.input_files.len() <= INPUT_FILES_MAX);
                     prop_assert_eq!(r.price(), PRICE_PER_IMAGE);
                 }
-                Err(e) => {
-                    prop_assert_eq!(e.status(), 400);
-                    prop_assert!(e.param().is_some() || e.code() == "invalid_json", "{:?}", e);
-                }
+                Err(e) => assert_named_400(&e)?,
             }
         }
     }

@@ -294,7 +294,7 @@ mod tests {
 #[cfg(test)]
 mod props {
     use super::*;
-    use crate::proptest_json::object_body;
+    use crate::proptest_json::{assert_named_400, object_body};
     use proptest::prelude::*;
 
     fn account() -> impl Strategy<Value = AccountId> {
@@ -339,10 +339,7 @@ mod props {
                     prop_assert!(!k.label.chars().any(char::is_control));
                     prop_assert!(k.rate_limit_per_min.is_none_or(|n| (1..=LIMIT_PER_MIN_MAX).contains(&n)));
                 }
-                Err(e) => {
-                    prop_assert_eq!(e.status(), 400);
-                    prop_assert!(e.param().is_some() || e.code() == "invalid_json", "{:?}", e);
-                }
+                Err(e) => assert_named_400(&e)?,
             }
         }
     }

@@ -5,7 +5,10 @@
 //! UTF-8, nothing).
 
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Number, Value};
+
+use crate::error::ApiError;
 
 /// Any JSON value, biased towards the edge cases of each type.
 pub fn value() -> impl Strategy<Value = Value> {
@@ -82,4 +85,12 @@ pub fn object_body(fields: &'static [&'static str]) -> impl Strategy<Value = Vec
         1 => Just(b"{\"prompt\": \"\xff\xfe\"}".to_vec()),
         1 => Just(b"{\"prompt\": \"a\\u0000b\"}".to_vec()),
     ]
+}
+
+/// The documented refusal of a request body: a 400 that names the parameter at fault,
+/// or says the body is not JSON (`invalid_json`).
+pub fn assert_named_400(e: &ApiError) -> Result<(), TestCaseError> {
+    prop_assert_eq!(e.status(), 400, "{:?}", e);
+    prop_assert!(e.param().is_some() || e.code() == "invalid_json", "{:?}", e);
+    Ok(())
 }

@@ -441,7 +441,7 @@ mod tests {
 #[cfg(test)]
 mod props {
     use super::*;
-    use crate::proptest_json::object_body;
+    use crate::proptest_json::{assert_named_400, object_body};
     use proptest::prelude::*;
 
     const FIELDS: &[&str] = &[
@@ -480,10 +480,7 @@ mod props {
                     prop_assert_eq!(r.price(), price(r.num_frames));
                     prop_assert!(r.price().micros() > 0);
                 }
-                Err(e) => {
-                    prop_assert_eq!(e.status(), 400);
-                    prop_assert!(e.param().is_some() || e.code() == "invalid_json", "{:?}", e);
-                }
+                Err(e) => assert_named_400(&e)?,
             }
         }
     }
