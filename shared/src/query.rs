@@ -22,7 +22,7 @@ pub const USAGE_PAGE_DEFAULT: u32 = 50;
 const CURSOR_PREFIX: &str = "u_";
 
 /// One page of `GET /v1/usage`: `limit` rows older than the cursor's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UsagePage {
     pub limit: u32,
     /// Rows with a ledger sequence number below this one; `None` from the newest.

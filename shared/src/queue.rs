@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 /// A job waiting for a GPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {
@@ -31,8 +33,69 @@ pub struct Candidate {
 
 impl Candidate {
     fn serves(&self, model: &str) -> bool {
-        self.models.is_empty() || self.models.iter().any(|m| m == model)
+        serves(&self.models, model)
     }
+}
+
+/// Whether an origin that lists `models` serves `model`; an empty list serves any.
+pub fn serves(models: &[String], model: &str) -> bool {
+    models.is_empty() || models.iter().any(|m| m == model)
+}
+
+/// Where an origin stands for the dispatcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginStatus {
+    /// Its heartbeats are fresh.
+    Up,
+    /// Configured but never heard from: still tried.
+    Unknown,
+    /// Its heartbeats stopped, or a dispatch to it failed a moment ago.
+    Down,
+}
+
+impl OriginStatus {
+    /// The status at `now` of an origin last heard from at `last_seen_ms` (0: never),
+    /// marked down until `down_until_ms`, with leases of `lease_ms`.
+    pub fn at(down_until_ms: i64, last_seen_ms: i64, lease_ms: i64, now: i64) -> Self {
+        if down_until_ms > now {
+            OriginStatus::Down
+        } else if last_seen_ms == 0 {
+            OriginStatus::Unknown
+        } else if now.saturating_sub(last_seen_ms) <= lease_ms {
+            OriginStatus::Up
+        } else {
+            OriginStatus::Down
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OriginStatus::Up => "up",
+            OriginStatus::Unknown => "unknown",
+            OriginStatus::Down => "down",
+        }
+    }
+}
+
+/// When the dispatcher looks at its queue again, in ms from now: at once when a queued
+/// job can be handed out (`ready`), within `tick_ms` while jobs wait, at the earliest
+/// lease expiry (`next_lease_ms`, may be negative: overdue) while jobs run, never when
+/// idle. Never less than 1 ms.
+pub fn next_round_ms(
+    queued: bool,
+    ready: bool,
+    next_lease_ms: Option<i64>,
+    tick_ms: i64,
+) -> Option<i64> {
+    let next = match (queued, next_lease_ms) {
+        _ if ready => Some(1),
+        (true, Some(l)) => Some(l.min(tick_ms)),
+        (true, None) => Some(tick_ms),
+        (false, Some(l)) => Some(l),
+        (false, None) => None,
+    };
+    next.map(|ms| ms.max(1))
 }
 
 /// The order in which `waiting` will be served. Each account keeps its own FIFO (by
@@ -124,6 +187,61 @@ pub fn estimated_wait_secs(pending: u64, running: u64, slots: u64, avg_secs: f64
     }
     let rounds = (ahead + 1).div_ceil(slots) - 1;
     (rounds as f64 * avg_secs * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn origin_status_by_heartbeat_and_back_off() {
+        let lease = 30_000;
+        let now = 1_000_000;
+        assert_eq!(OriginStatus::at(0, 0, lease, now), OriginStatus::Unknown);
+        assert_eq!(
+            OriginStatus::at(0, now - 1_000, lease, now),
+            OriginStatus::Up
+        );
+        assert_eq!(
+            OriginStatus::at(0, now - lease, lease, now),
+            OriginStatus::Up
+        );
+        assert_eq!(
+            OriginStatus::at(0, now - lease - 1, lease, now),
+            OriginStatus::Down
+        );
+        // A failed dispatch marks even a fresh or never-seen origin down for a while.
+        assert_eq!(
+            OriginStatus::at(now + 1, now, lease, now),
+            OriginStatus::Down
+        );
+        assert_eq!(OriginStatus::at(now + 1, 0, lease, now), OriginStatus::Down);
+        assert_eq!(OriginStatus::at(now, now, lease, now), OriginStatus::Up);
+        assert_eq!(
+            OriginStatus::at(0, i64::MIN + 1, lease, i64::MAX),
+            OriginStatus::Down
+        );
+    }
+
+    #[test]
+    fn an_empty_model_list_serves_any_model() {
+        assert!(serves(&[], "flux2-dev"));
+        assert!(serves(&["flux2-dev".into()], "flux2-dev"));
+        assert!(!serves(&["ltx-2.3".into()], "flux2-dev"));
+    }
+
+    #[test]
+    fn the_next_round() {
+        let tick = 1_000;
+        assert_eq!(next_round_ms(false, false, None, tick), None);
+        assert_eq!(next_round_ms(true, true, Some(50_000), tick), Some(1));
+        assert_eq!(next_round_ms(true, false, None, tick), Some(tick));
+        assert_eq!(next_round_ms(true, false, Some(200), tick), Some(200));
+        assert_eq!(next_round_ms(true, false, Some(5_000), tick), Some(tick));
+        assert_eq!(next_round_ms(false, false, Some(7_000), tick), Some(7_000));
+        // An overdue lease runs the round at once.
+        assert_eq!(next_round_ms(false, false, Some(-40), tick), Some(1));
+    }
 }
 
 #[cfg(test)]

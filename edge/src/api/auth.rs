@@ -1,0 +1,59 @@
+//! API key authentication. The key names its account, so the edge asks exactly one
+//! Account Durable Object — the only one that can say whether the key is live — which
+//! also takes the key's rate-limit token in the same call. A revoked key fails on its
+//! next request because nothing caches the answer.
+
+use kiln_shared::ids::AccountId;
+use kiln_shared::keys::{bearer, ApiKey, KeyKind};
+use kiln_shared::ApiError;
+use worker::{Env, Request};
+
+use crate::durable::account::proto::{Authenticate, RateState};
+use crate::durable::account::AccountDo;
+use crate::platform::bindings;
+use crate::platform::config;
+use crate::platform::error::EdgeResult;
+use crate::platform::rpc::Client;
+
+/// The authenticated caller.
+pub struct Caller {
+    pub account_id: AccountId,
+    pub key_id: String,
+    pub kind: KeyKind,
+    pub rate: RateState,
+    /// The caller's Account DO, for the ledger calls that follow.
+    pub account: Client<AccountDo>,
+}
+
+/// Authenticates `Authorization: Bearer <key>`, or `?key=<key>` where `key_in_query`
+/// (event streams). The header wins when both are present.
+pub async fn authenticate(req: &Request, env: &Env, key_in_query: bool) -> EdgeResult<Caller> {
+    let header = req.headers().get("authorization")?;
+    let from_query = if key_in_query && header.is_none() {
+        crate::platform::http::query_param(req, "key")?
+    } else {
+        None
+    };
+    let token = match from_query.as_deref() {
+        Some(k) => k,
+        None => bearer(header.as_deref()).ok_or_else(ApiError::missing_key)?,
+    };
+    let key = ApiKey::parse(token).ok_or_else(ApiError::invalid_key)?;
+    let account = bindings::account(env, key.account())?;
+    let p = account
+        .call(&Authenticate {
+            hash: key.hash(),
+            limit_per_min: config::rate_limit_per_min(env),
+        })
+        .await?;
+    if &p.account_id != key.account() || p.kind != key.kind() {
+        return Err(ApiError::invalid_key().into());
+    }
+    Ok(Caller {
+        account_id: p.account_id,
+        key_id: p.key_id,
+        kind: p.kind,
+        rate: p.rate,
+        account,
+    })
+}

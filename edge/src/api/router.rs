@@ -1,0 +1,248 @@
+//! Every route of the edge in one table. Handlers live in one module per resource.
+//! Routes marked as keyed are authenticated here, before their handler runs, so every
+//! authenticated response — errors included — carries the `X-RateLimit-*` headers, and
+//! a caller over its limit gets 429 with `Retry-After` without reaching a handler.
+
+use kiln_shared::ApiError;
+use worker::{Env, Method, Request, Response};
+
+use super::{
+    accounts, admin, bfl, billing, catalog, credits, health, idempotency, images, jobs, keys,
+    openapi, origin, outputs, streams, submit, usage, video, webhooks,
+};
+use crate::api::auth::{authenticate, Caller};
+use crate::platform::error::{EdgeError, EdgeResult};
+
+/// Routes anyone may call (their own checks, if any, are inside: signatures, tokens).
+enum Public<'a> {
+    Health,
+    HealthDurableObject,
+    OpenApi,
+    Accounts,
+    Output(&'a str),
+    StripeWebhook,
+    AdminCredits(&'a str),
+    AdminLedgerBench,
+    OriginEvents(&'a str),
+    OriginOutput(&'a str, &'a str),
+    OriginHeartbeat,
+    Models,
+    QueueStatus,
+    JobEstimate,
+}
+
+/// Routes that need an API key.
+enum Keyed<'a> {
+    Credits,
+    Usage,
+    Keys,
+    Key(&'a str),
+    KeyReveal(&'a str),
+    ImageGenerations,
+    VideoGenerations,
+    Job(&'a str),
+    JobsActive,
+    JobStream(&'a str),
+    UserStream,
+    JobDeliveries(&'a str),
+    JobWebhook(&'a str),
+    WebhookSecret,
+    WebhookSecretRotate,
+    BflSubmit(&'a str),
+    BflResult,
+}
+
+impl Keyed<'_> {
+    /// Event streams also take the key as `?key=` (browsers' EventSource cannot send
+    /// headers).
+    fn key_in_query(&self) -> bool {
+        matches!(self, Keyed::JobStream(_) | Keyed::UserStream)
+    }
+}
+
+enum Resolved<'a> {
+    Public(Public<'a>),
+    Keyed(Keyed<'a>),
+}
+
+use Method::{Delete, Get, Head, Post, Put};
+
+/// The route for a path, and the methods it accepts.
+fn resolve<'a>(segments: &[&'a str]) -> Option<(Resolved<'a>, &'static [Method])> {
+    use Resolved::{Keyed as K, Public as P};
+    Some(match segments {
+        ["health"] => (P(Public::Health), &[Get]),
+        ["health", "durable-object"] => (P(Public::HealthDurableObject), &[Get]),
+        ["openapi.json"] => (P(Public::OpenApi), &[Get]),
+        ["v1", "accounts"] => (P(Public::Accounts), &[Post]),
+        ["outputs", name] => (P(Public::Output(name)), &[Get, Head]),
+        ["v1", "billing", "stripe", "webhook"] => (P(Public::StripeWebhook), &[Post]),
+        ["admin", "accounts", id, "credits"] => (P(Public::AdminCredits(id)), &[Post]),
+        ["admin", "ledger-bench"] => (P(Public::AdminLedgerBench), &[Post]),
+        ["internal", "origin", "jobs", id, "events"] => (P(Public::OriginEvents(id)), &[Post]),
+        ["internal", "origin", "jobs", id, "outputs", name] => {
+            (P(Public::OriginOutput(id, name)), &[Put])
+        }
+        ["internal", "origin", "heartbeat"] => (P(Public::OriginHeartbeat), &[Post]),
+        ["v1", "models"] => (P(Public::Models), &[Get]),
+        ["v1", "queue", "status"] => (P(Public::QueueStatus), &[Get]),
+        ["v1", "jobs", "estimate"] => (P(Public::JobEstimate), &[Get]),
+        ["v1", "credits"] => (K(Keyed::Credits), &[Get]),
+        ["v1", "usage"] => (K(Keyed::Usage), &[Get]),
+        ["v1", "keys"] => (K(Keyed::Keys), &[Get, Post]),
+        ["v1", "keys", id] => (K(Keyed::Key(id)), &[Delete]),
+        ["v1", "keys", id, "reveal"] => (K(Keyed::KeyReveal(id)), &[Post]),
+        ["v1", "images", "generations"] => (K(Keyed::ImageGenerations), &[Post]),
+        ["v1", "video", "generations"] => (K(Keyed::VideoGenerations), &[Post]),
+        ["v1", "jobs", "active"] => (K(Keyed::JobsActive), &[Get]),
+        ["v1", "jobs", "stream", "user"] => (K(Keyed::UserStream), &[Get]),
+        ["v1", "jobs", id, "stream"] => (K(Keyed::JobStream(id)), &[Get]),
+        ["v1", "jobs", id, "deliveries"] => (K(Keyed::JobDeliveries(id)), &[Get]),
+        ["v1", "jobs", id, "webhook"] => (K(Keyed::JobWebhook(id)), &[Post]),
+        ["v1", "webhooks", "secret"] => (K(Keyed::WebhookSecret), &[Get]),
+        ["flux", "v1", "get_result"] => (K(Keyed::BflResult), &[Get]),
+        ["flux", "v1", model] => (K(Keyed::BflSubmit(model)), &[Post]),
+        ["v1", "webhooks", "secret", "rotate"] => (K(Keyed::WebhookSecretRotate), &[Post]),
+        ["v1", "jobs", id] => (K(Keyed::Job(id)), &[Get, Delete]),
+        _ => return None,
+    })
+}
+
+pub async fn route(req: Request, env: Env) -> Response {
+    let method = req.method();
+    let path = req.path();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let result = match resolve(&segments) {
+        None => Err(ApiError::route_not_found(method.as_ref(), &path).into()),
+        Some((_, allowed)) if !allowed.contains(&method) => {
+            return method_not_allowed(&method, &path, allowed);
+        }
+        Some((Resolved::Public(route), _)) => public(route, req, env).await,
+        Some((Resolved::Keyed(route), _)) => keyed(route, req, env).await,
+    };
+    result.unwrap_or_else(EdgeError::into_response)
+}
+
+/// 405 in the API's error shape, with the `Allow` header RFC 9110 requires.
+fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Response {
+    let resp = EdgeError::from(ApiError::method_not_allowed(method.as_ref(), path)).into_response();
+    let allow = allow_header(allowed);
+    if let Err(e) = resp.headers().set("allow", &allow) {
+        worker::console_error!("setting Allow: {e}");
+    }
+    resp
+}
+
+/// The `Allow` value for a route's methods: `GET, HEAD`.
+fn allow_header(allowed: &[Method]) -> String {
+    allowed
+        .iter()
+        .map(|m| m.as_ref())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn public(route: Public<'_>, req: Request, env: Env) -> EdgeResult<Response> {
+    match route {
+        Public::Health => health::handle(&env).await,
+        Public::HealthDurableObject => health::handle_durable_object(&env).await,
+        Public::OpenApi => openapi::handle(),
+        Public::Accounts => accounts::handle_register(req, &env).await,
+        Public::Output(name) => outputs::handle_get(&req, &env, name).await,
+        Public::StripeWebhook => billing::handle_stripe_webhook(req, &env).await,
+        Public::AdminCredits(id) => admin::handle_credits(req, &env, id).await,
+        Public::AdminLedgerBench => admin::handle_ledger_bench(req, &env).await,
+        Public::OriginEvents(id) => origin::handle_event(req, &env, id).await,
+        Public::OriginOutput(id, name) => origin::handle_output(req, &env, id, name).await,
+        Public::OriginHeartbeat => origin::handle_heartbeat(req, &env).await,
+        Public::Models => catalog::handle_models(&env).await,
+        Public::QueueStatus => catalog::handle_queue_status(&env).await,
+        Public::JobEstimate => jobs::handle_estimate(&req, &env).await,
+    }
+}
+
+async fn keyed(route: Keyed<'_>, req: Request, env: Env) -> EdgeResult<Response> {
+    let caller = authenticate(&req, &env, route.key_in_query()).await?;
+    let resp = if caller.rate.allowed {
+        handle_keyed(route, req, &env, &caller)
+            .await
+            .unwrap_or_else(EdgeError::into_response)
+    } else {
+        let e = ApiError::new(
+            429,
+            "rate_limited",
+            format!(
+                "Too many requests for this API key; retry after {} s.",
+                caller.rate.retry_after_secs
+            ),
+        );
+        let resp = EdgeError::Api(e).into_response();
+        resp.headers()
+            .set("retry-after", &caller.rate.retry_after_secs.to_string())?;
+        resp
+    };
+    let h = resp.headers();
+    h.set("x-ratelimit-limit", &caller.rate.limit.to_string())?;
+    h.set("x-ratelimit-remaining", &caller.rate.remaining.to_string())?;
+    h.set("x-ratelimit-reset", &caller.rate.reset_secs.to_string())?;
+    Ok(resp)
+}
+
+async fn handle_keyed(
+    route: Keyed<'_>,
+    req: Request,
+    env: &Env,
+    caller: &Caller,
+) -> EdgeResult<Response> {
+    match (route, req.method()) {
+        (Keyed::Credits, _) => credits::handle_get(caller).await,
+        (Keyed::Usage, _) => usage::handle_list(&req, caller).await,
+        (Keyed::Keys, Get) => keys::handle_list(caller).await,
+        (Keyed::Keys, _) => {
+            idempotency::run(req, caller, keys::BODY_BYTES_MAX, |_, body| {
+                keys::handle_create(body, caller)
+            })
+            .await
+        }
+        (Keyed::Key(id), _) => keys::handle_revoke(caller, id).await,
+        (Keyed::KeyReveal(id), _) => keys::handle_reveal(caller, id).await,
+        (Keyed::ImageGenerations, _) => {
+            idempotency::run(req, caller, submit::BODY_BYTES_MAX, |req, body| {
+                images::handle_image(req, body, env, caller)
+            })
+            .await
+        }
+        (Keyed::VideoGenerations, _) => {
+            idempotency::run(req, caller, submit::BODY_BYTES_MAX, |req, body| {
+                video::handle_video(req, body, env, caller)
+            })
+            .await
+        }
+        (Keyed::Job(id), Delete) => jobs::handle_cancel(&req, env, caller, id).await,
+        (Keyed::Job(id), _) => jobs::handle_get(&req, env, caller, id).await,
+        (Keyed::JobsActive, _) => jobs::handle_active(&req, env, caller).await,
+        (Keyed::JobStream(id), _) => streams::handle_job(env, caller, id).await,
+        (Keyed::UserStream, _) => streams::handle_user(env, caller).await,
+        (Keyed::JobDeliveries(id), _) => webhooks::handle_deliveries(env, caller, id).await,
+        (Keyed::JobWebhook(id), _) => webhooks::handle_replay(env, caller, id).await,
+        (Keyed::WebhookSecret, _) => webhooks::handle_get(caller).await,
+        (Keyed::WebhookSecretRotate, _) => {
+            idempotency::run(req, caller, submit::BODY_BYTES_MAX, |_, _| {
+                webhooks::handle_rotate(caller)
+            })
+            .await
+        }
+        (Keyed::BflSubmit(model), _) => {
+            idempotency::run(req, caller, submit::BODY_BYTES_MAX, |req, body| {
+                bfl::handle_submit(req, body, env, caller, model)
+            })
+            .await
+        }
+        (Keyed::BflResult, _) => bfl::handle_result(&req, env, caller).await,
+    }
+}
+
+/// The public origin of the edge (`https://api.kiln.dev`), for absolute URLs.
+pub fn base_url(req: &Request) -> EdgeResult<String> {
+    Ok(req.url()?.origin().ascii_serialization())
+}

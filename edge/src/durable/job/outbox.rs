@@ -1,0 +1,478 @@
+//! The webhook outbox of a Job Durable Object (`docs/architecture.md`, "9. Webhooks"). Every event a job's
+//! `replyUrl` should hear about becomes a row, with its body frozen and its
+//! `webhook-id` fixed, in the same Durable Object as the job, so an event is never lost
+//! between the state change and the delivery. The Job DO's alarm sends due rows,
+//! records every attempt, and re-arms at the next due time: at-least-once delivery
+//! that survives restarts of the runtime, with retries on the schedule of API.md
+//! (jitter, 410 stops, `Retry-After` respected).
+
+use std::time::Duration;
+
+use kiln_shared::jobs::{JobState, JobStatus};
+use kiln_shared::time::rfc3339;
+use kiln_shared::webhooks::{self, EventType, Outcome};
+use kiln_shared::ApiError;
+use serde::{Deserialize, Serialize};
+use worker::{Env, Method, SqlStorage};
+
+use crate::durable::account::proto::{GetWebhookSecrets, WebhookSecrets};
+use crate::platform::bindings;
+use crate::platform::clock::{now_ms, random_bytes};
+use crate::platform::config;
+use crate::platform::error::EdgeResult;
+use crate::platform::http::fetch_with_timeout;
+
+/// A receiver that has not answered after this long counts as a failed attempt.
+pub const DELIVERY_TIMEOUT_MS: u64 = 15_000;
+/// Error texts kept in the delivery log are cut to this length.
+const ERROR_CHARS_MAX: usize = 300;
+
+pub const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS outbox (
+        msg_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, event_type TEXT NOT NULL,
+        body TEXT NOT NULL, url TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'gone', 'gave_up')),
+        next_at_ms INTEGER, created_at_ms INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT NOT NULL, event_type TEXT NOT NULL,
+        attempt INTEGER NOT NULL, at_ms INTEGER NOT NULL, status INTEGER, latency_ms INTEGER,
+        error TEXT, replay INTEGER NOT NULL DEFAULT 0)",
+];
+
+/// One attempt, as `GET /v1/jobs/{id}/deliveries` shows it.
+#[derive(Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub webhook_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub attempt: u32,
+    pub attempted_at: String,
+    pub status_code: Option<u16>,
+    pub latency_ms: Option<i64>,
+    pub error: Option<String>,
+    pub replay: bool,
+}
+
+/// One event, with where its delivery stands.
+#[derive(Serialize, Deserialize)]
+pub struct EventView {
+    pub webhook_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `pending` (retrying), `delivered`, `gone` (the receiver answered 410) or
+    /// `gave_up` (the schedule ran out, or the destination is not allowed).
+    pub state: String,
+    pub attempts: u32,
+    pub next_attempt_at: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Deliveries {
+    pub events: Vec<EventView>,
+    pub attempts: Vec<DeliveryView>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    msg_id: String,
+    event_type: String,
+    body: String,
+    url: String,
+    attempts: i64,
+    state: String,
+    next_at_ms: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct AttemptRow {
+    msg_id: String,
+    event_type: String,
+    attempt: i64,
+    at_ms: i64,
+    status: Option<i64>,
+    latency_ms: Option<i64>,
+    error: Option<String>,
+    replay: i64,
+}
+
+/// The result of one POST to the receiver.
+struct Sent {
+    status: Option<u16>,
+    latency_ms: i64,
+    error: Option<String>,
+    retry_after_ms: Option<u64>,
+}
+
+pub struct Outbox<'a> {
+    pub sql: &'a SqlStorage,
+    pub env: &'a Env,
+}
+
+/// The runtime's message of a fetch error, without Rust's debug wrapping.
+fn plain(e: &crate::platform::error::EdgeError) -> String {
+    let text = format!("{e:?}");
+    // JS errors arrive as `…UnknownJsError { message: "…" }` or `JsError("…")`.
+    text.split('"')
+        .nth(1)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .unwrap_or(text)
+}
+
+fn cut(s: String) -> String {
+    if s.chars().count() <= ERROR_CHARS_MAX {
+        s
+    } else {
+        s.chars().take(ERROR_CHARS_MAX).collect::<String>() + "…"
+    }
+}
+
+/// The webhook event a job's new state calls for, if any.
+fn event_for(job: &JobState) -> Option<EventType> {
+    match job.status {
+        JobStatus::Queued => None,
+        JobStatus::LoadingModel => Some(EventType::Started),
+        JobStatus::Processing => Some(EventType::Progress),
+        JobStatus::Completed => Some(EventType::Completed),
+        JobStatus::Failed => Some(EventType::Failed),
+        JobStatus::Cancelled => Some(EventType::Cancelled),
+    }
+}
+
+impl Outbox<'_> {
+    fn rows(&self, query: &str, args: Vec<worker::SqlStorageValue>) -> EdgeResult<Vec<Row>> {
+        Ok(self.sql.exec(query, args)?.to_array()?)
+    }
+
+    fn has(&self, event: EventType) -> EdgeResult<bool> {
+        Ok(!self
+            .rows(
+                "SELECT msg_id, event_type, body, url, attempts, state, next_at_ms FROM outbox
+                 WHERE event_type = ? LIMIT 1",
+                vec![event.as_str().into()],
+            )?
+            .is_empty())
+    }
+
+    /// Queues the events the job's new state calls for: `job.started` once (on the first
+    /// sign of work, whatever its status) unless turned off, `job.progress` per step when
+    /// asked for, and the terminal event once. Returns whether anything was queued.
+    pub fn record(&self, job: &JobState, view: &serde_json::Value) -> EdgeResult<bool> {
+        let Some(url) = job.reply_url.as_deref() else {
+            return Ok(false);
+        };
+        let Some(event) = event_for(job) else {
+            return Ok(false);
+        };
+        let mut events = Vec::new();
+        let started = job.started_at_ms.is_some() || event == EventType::Started;
+        if started
+            && job.webhook_started
+            && event != EventType::Cancelled
+            && !self.has(EventType::Started)?
+        {
+            events.push(EventType::Started);
+        }
+        match event {
+            EventType::Started => {}
+            EventType::Progress => {
+                if job.webhook_progress {
+                    events.push(EventType::Progress);
+                }
+            }
+            terminal => {
+                if !self.has(terminal)? {
+                    events.push(terminal);
+                }
+            }
+        }
+        let now = now_ms();
+        for e in &events {
+            let body = webhooks::body(*e, job.reply_ref.as_deref(), view);
+            self.sql.exec(
+                "INSERT INTO outbox (msg_id, seq, event_type, body, url, state, next_at_ms,
+                                     created_at_ms)
+                 VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox), ?, ?, ?, 'pending', ?, ?)",
+                vec![
+                    webhooks::new_message_id(random_bytes()).into(),
+                    e.as_str().into(),
+                    body.into(),
+                    url.into(),
+                    now.into(),
+                    now.into(),
+                ],
+            )?;
+        }
+        Ok(!events.is_empty())
+    }
+
+    /// When the next row is due, if any.
+    pub fn next_due_ms(&self) -> EdgeResult<Option<i64>> {
+        #[derive(Deserialize)]
+        struct Next {
+            next: Option<i64>,
+        }
+        let rows: Vec<Next> = self
+            .sql
+            .exec(
+                "SELECT MIN(next_at_ms) AS next FROM outbox WHERE state = 'pending'",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.first().and_then(|n| n.next))
+    }
+
+    async fn secrets(&self, job: &JobState) -> EdgeResult<WebhookSecrets> {
+        bindings::account(self.env, &job.account_id)?
+            .call(&GetWebhookSecrets)
+            .await
+    }
+
+    /// POSTs one event, signed with every active secret of the account.
+    async fn send(&self, secrets: &WebhookSecrets, msg_id: &str, url: &str, body: &str) -> Sent {
+        let started = now_ms();
+        let failed = |error: String| Sent {
+            status: None,
+            latency_ms: now_ms() - started,
+            error: Some(cut(error)),
+            retry_after_ms: None,
+        };
+        // The allow-list may have changed since submission; check at every attempt.
+        let allow = config::webhook_allow_list(self.env);
+        // What was checked is what is fetched: the normalised URL.
+        let url = match webhooks::check_destination(url, &allow) {
+            Ok(dest) => dest.url,
+            Err(why) => return failed(format!("destination not allowed: {why}")),
+        };
+        let ts = started / 1000;
+        let signature =
+            match webhooks::signature_header(&secrets.signing(), msg_id, ts, body.as_bytes()) {
+                Ok(s) => s,
+                Err(e) => return failed(format!("signing: {e:?}")),
+            };
+        let ts_text = ts.to_string();
+        let headers = [
+            ("content-type", "application/json"),
+            ("user-agent", "Kiln-Webhooks/1"),
+            ("webhook-id", msg_id),
+            ("webhook-timestamp", ts_text.as_str()),
+            ("webhook-signature", signature.as_str()),
+        ];
+        // Redirects are not followed: one could lead to an address the guard refuses.
+        let req = match request_no_redirect(&url, &headers, body.as_bytes()) {
+            Ok(r) => r,
+            Err(e) => return failed(format!("{e:?}")),
+        };
+        match fetch_with_timeout(req, Duration::from_millis(DELIVERY_TIMEOUT_MS)).await {
+            Ok(Some(resp)) => {
+                let status = resp.status_code();
+                let retry_after_ms = resp
+                    .headers()
+                    .get("retry-after")
+                    .ok()
+                    .flatten()
+                    .and_then(|v| webhooks::parse_retry_after(&v, now_ms()));
+                Sent {
+                    status: Some(status),
+                    latency_ms: now_ms() - started,
+                    error: (!(200..300).contains(&status)).then(|| format!("answered {status}")),
+                    retry_after_ms,
+                }
+            }
+            Ok(None) => failed(format!("no answer within {} s", DELIVERY_TIMEOUT_MS / 1000)),
+            Err(e) => failed(format!("could not connect: {}", plain(&e))),
+        }
+    }
+
+    fn log(
+        &self,
+        msg_id: &str,
+        event_type: &str,
+        attempt: i64,
+        sent: &Sent,
+        replay: bool,
+    ) -> EdgeResult<()> {
+        self.sql.exec(
+            "INSERT INTO deliveries (msg_id, event_type, attempt, at_ms, status, latency_ms, error,
+                                     replay)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                msg_id.into(),
+                event_type.into(),
+                attempt.into(),
+                (now_ms() - sent.latency_ms).into(),
+                sent.status.map(i64::from).into(),
+                sent.latency_ms.into(),
+                sent.error.clone().into(),
+                i64::from(replay).into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Sends every due row, oldest first, and schedules the next try of each that
+    /// failed.
+    pub async fn deliver_due(&self, job: &JobState) -> EdgeResult<()> {
+        let now = now_ms();
+        let due = self.rows(
+            "SELECT msg_id, event_type, body, url, attempts, state, next_at_ms FROM outbox
+             WHERE state = 'pending' AND next_at_ms <= ? ORDER BY seq",
+            vec![now.into()],
+        )?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let secrets = self.secrets(job).await?;
+        let schedule = config::webhook_retry_schedule_ms(self.env);
+        for row in due {
+            let attempt = row.attempts + 1;
+            let sent = self.send(&secrets, &row.msg_id, &row.url, &row.body).await;
+            self.log(&row.msg_id, &row.event_type, attempt, &sent, false)?;
+            let outcome = match (&sent.status, sent.error.as_deref()) {
+                (Some(s), _) => webhooks::outcome(*s),
+                (None, Some(e)) if e.starts_with("destination not allowed") => Outcome::Gone,
+                (None, _) => Outcome::Retry,
+            };
+            let (state, next) = match outcome {
+                Outcome::Delivered => ("delivered", None),
+                Outcome::Gone => {
+                    let state = if sent.status == Some(410) {
+                        "gone"
+                    } else {
+                        "gave_up"
+                    };
+                    (state, None)
+                }
+                Outcome::Retry => {
+                    let jitter = u32::from_le_bytes(random_bytes());
+                    match webhooks::next_delay_ms(
+                        attempt as u32,
+                        &schedule,
+                        jitter,
+                        sent.retry_after_ms,
+                    ) {
+                        Some(delay) => ("pending", Some(now_ms() + delay as i64)),
+                        None => ("gave_up", None),
+                    }
+                }
+            };
+            self.sql.exec(
+                "UPDATE outbox SET attempts = ?, state = ?, next_at_ms = ? WHERE msg_id = ?",
+                vec![
+                    attempt.into(),
+                    state.into(),
+                    next.into(),
+                    row.msg_id.as_str().into(),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `POST /v1/jobs/{id}/webhook`: sends the terminal event again now, with its
+    /// `webhook-id` and body and a fresh timestamp and signature.
+    pub async fn replay(&self, job: &JobState) -> EdgeResult<DeliveryView> {
+        if job.reply_url.is_none() {
+            return Err(ApiError::conflict(
+                "no_reply_url",
+                "This job was submitted without a replyUrl; there is no webhook to replay.",
+            )
+            .into());
+        }
+        if !job.status.is_terminal() {
+            return Err(ApiError::conflict(
+                "job_not_finished",
+                "The job has not ended yet; its terminal event can be replayed once it has.",
+            )
+            .into());
+        }
+        let rows = self.rows(
+            "SELECT msg_id, event_type, body, url, attempts, state, next_at_ms FROM outbox
+             WHERE event_type IN ('job.completed', 'job.failed', 'job.cancelled')
+             ORDER BY seq DESC LIMIT 1",
+            vec![],
+        )?;
+        let row = rows.into_iter().next().ok_or_else(ApiError::internal)?;
+        let secrets = self.secrets(job).await?;
+        let sent = self.send(&secrets, &row.msg_id, &row.url, &row.body).await;
+        // A replay is logged but does not use up one of the event's scheduled retries.
+        let attempt = row.attempts + 1;
+        self.log(&row.msg_id, &row.event_type, attempt, &sent, true)?;
+        let delivered = sent.status.is_some_and(|s| (200..300).contains(&s));
+        if delivered {
+            self.sql.exec(
+                "UPDATE outbox SET state = 'delivered', next_at_ms = NULL WHERE msg_id = ?",
+                vec![row.msg_id.as_str().into()],
+            )?;
+        }
+        Ok(DeliveryView {
+            webhook_id: row.msg_id,
+            event_type: row.event_type,
+            attempt: attempt as u32,
+            attempted_at: rfc3339(now_ms() - sent.latency_ms),
+            status_code: sent.status,
+            latency_ms: Some(sent.latency_ms),
+            error: sent.error,
+            replay: true,
+        })
+    }
+
+    /// The events and every attempt, oldest first.
+    pub fn list(&self) -> EdgeResult<Deliveries> {
+        let events = self
+            .rows(
+                "SELECT msg_id, event_type, body, url, attempts, state, next_at_ms FROM outbox
+                 ORDER BY seq",
+                vec![],
+            )?
+            .into_iter()
+            .map(|r| EventView {
+                webhook_id: r.msg_id,
+                event_type: r.event_type,
+                state: r.state,
+                attempts: r.attempts as u32,
+                next_attempt_at: r.next_at_ms.map(rfc3339),
+            })
+            .collect();
+        let rows: Vec<AttemptRow> = self
+            .sql
+            .exec(
+                "SELECT msg_id, event_type, attempt, at_ms, status, latency_ms, error, replay
+                 FROM deliveries ORDER BY id",
+                None,
+            )?
+            .to_array()?;
+        let attempts = rows
+            .into_iter()
+            .map(|r| DeliveryView {
+                webhook_id: r.msg_id,
+                event_type: r.event_type,
+                attempt: r.attempt as u32,
+                attempted_at: rfc3339(r.at_ms),
+                status_code: r.status.map(|s| s as u16),
+                latency_ms: r.latency_ms,
+                error: r.error,
+                replay: r.replay != 0,
+            })
+            .collect();
+        Ok(Deliveries { events, attempts })
+    }
+}
+
+/// A signed webhook POST that does not follow redirects (a 3xx is a failed attempt).
+fn request_no_redirect(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> EdgeResult<worker::Request> {
+    let h = worker::Headers::new();
+    for (k, v) in headers {
+        h.set(k, v)?;
+    }
+    let mut init = worker::RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(h)
+        .with_redirect(worker::RequestRedirect::Manual)
+        .with_body(Some(worker::js_sys::Uint8Array::from(body).into()));
+    Ok(worker::Request::new_with_init(url, &init)?)
+}
