@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kiln_shared::ids::JobId;
 use kiln_shared::signing::SignatureError;
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 
 use crate::routes::jobs::BODY_BYTES_MAX;
 
@@ -50,19 +50,20 @@ impl AppError {
         match self {
             AppError::Signature(e) => ApiError::from(*e),
             AppError::InvalidJson(e) => ApiError::invalid_json(e),
-            AppError::UnreadableBody => {
-                ApiError::bad_request("invalid_body", "The request body could not be read.")
-            }
+            AppError::UnreadableBody => ApiError::bad_request(
+                ErrorCode::InvalidBody,
+                "The request body could not be read.",
+            ),
             AppError::PayloadTooLarge => ApiError::payload_too_large(format!(
                 "The request body is larger than {BODY_BYTES_MAX} bytes."
             )),
             AppError::DuplicateDispatch { job_id, attempt } => ApiError::conflict(
-                "duplicate_dispatch",
+                ErrorCode::DuplicateDispatch,
                 format!("Job {job_id} attempt {attempt} was already dispatched to this origin."),
             ),
             AppError::NoCapacity => ApiError::no_capacity(),
             AppError::JobNotFound { job_id } => ApiError::not_found(
-                "job_not_found",
+                ErrorCode::JobNotFound,
                 format!("No job {job_id} is running on this origin."),
             ),
             AppError::RouteNotFound { method, path } => ApiError::route_not_found(method, path),
@@ -71,7 +72,7 @@ impl AppError {
             }
             AppError::Timeout => ApiError::new(
                 408,
-                "request_timeout",
+                ErrorCode::RequestTimeout,
                 "The request took too long to arrive.",
             ),
             AppError::Internal(_) => ApiError::internal(),

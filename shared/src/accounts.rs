@@ -1,6 +1,6 @@
 //! Account registration rules: email normalisation and the trial grant.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::fields::Fields;
 use crate::money::MicroUsd;
 
@@ -16,7 +16,7 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
     let invalid = || {
         ApiError::invalid_param(
             "email",
-            "invalid_value",
+            ErrorCode::InvalidValue,
             "`email` must be a valid email address.",
         )
     };
@@ -69,14 +69,14 @@ impl Adjustment {
         let amount_text = f.decimal_text("amount_usd")?.ok_or_else(|| {
             ApiError::invalid_param(
                 "amount_usd",
-                "missing_parameter",
+                ErrorCode::MissingParameter,
                 "`amount_usd` is required.",
             )
         })?;
         let amount = MicroUsd::parse_usd(&amount_text).ok_or_else(|| {
             ApiError::invalid_param(
                 "amount_usd",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 "`amount_usd` must be a dollar amount with at most six decimals.",
             )
         })?;
@@ -84,7 +84,7 @@ impl Adjustment {
         if reason.trim().is_empty() || reason.chars().count() > REASON_CHARS_MAX {
             return Err(ApiError::invalid_param(
                 "reason",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 format!("`reason` must be 1–{REASON_CHARS_MAX} characters."),
             ));
         }

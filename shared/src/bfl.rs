@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// BFL fields with a Kiln name of their own.
 const RENAMED: &[(&str, &str)] = &[("guidance", "cfg")];
@@ -19,7 +19,7 @@ pub fn translate(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
     if m.contains_key("model") {
         return Err(ApiError::invalid_param(
             "model",
-            "unknown_parameter",
+            ErrorCode::UnknownParameter,
             "The model is part of the path here: POST /flux/v1/{model}.",
         ));
     }
@@ -31,7 +31,7 @@ pub fn translate(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
         Some(other) => {
             return Err(ApiError::invalid_param(
                 "output_format",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 format!("Only \"png\" is produced (got {other})."),
             ))
         }
@@ -42,7 +42,7 @@ pub fn translate(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
         Some(_) => {
             return Err(ApiError::invalid_param(
                 "prompt_upsampling",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 "Prompt upsampling is not offered; send the prompt you want rendered.",
             ))
         }
@@ -52,14 +52,14 @@ pub fn translate(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
     {
         return Err(ApiError::invalid_param(
             "image_prompt",
-            "invalid_value",
+            ErrorCode::InvalidValue,
             "Image prompts (Redux) are not available.",
         ));
     }
     if m.contains_key("guidance") && m.contains_key("cfg") {
         return Err(ApiError::invalid_param(
             "guidance",
-            "invalid_value",
+            ErrorCode::InvalidValue,
             "Send `guidance` (BFL) or `cfg` (Kiln), not both.",
         ));
     }
@@ -106,7 +106,7 @@ mod tests {
         }
         for body in ["[]", "nope", "\"x\""] {
             let e = translate(body.as_bytes(), "flux2-dev").unwrap_err();
-            assert_eq!(e.code(), "invalid_json", "{body}");
+            assert_eq!(e.code().as_str(), "invalid_json", "{body}");
         }
     }
 

@@ -4,17 +4,108 @@
 
 use serde_json::{json, Value};
 
+/// Declares [`ErrorCode`] with each code's wire name, once.
+macro_rules! error_codes {
+    ($($variant:ident => $name:literal,)*) => {
+        /// Every `code` the API's errors carry (`docs/api.md`, "Errors").
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, for documents and tests.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as the API's JSON spells it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $name,)*
+                }
+            }
+
+            /// The code of a wire name, if it is one.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(ErrorCode::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidJson => "invalid_json",
+    InvalidType => "invalid_type",
+    MissingParameter => "missing_parameter",
+    UnknownParameter => "unknown_parameter",
+    InvalidValue => "invalid_value",
+    InvalidDimensions => "invalid_dimensions",
+    OutOfRange => "out_of_range",
+    ModelNotFound => "model_not_found",
+    MissingApiKey => "missing_api_key",
+    InvalidApiKey => "invalid_api_key",
+    InsufficientCredits => "insufficient_credits",
+    FileNotYours => "file_not_yours",
+    JobNotFound => "job_not_found",
+    FileNotFound => "file_not_found",
+    UnknownRoute => "unknown_route",
+    MethodNotAllowed => "method_not_allowed",
+    TrialExists => "trial_exists",
+    IdempotencyConflict => "idempotency_conflict",
+    PayloadTooLarge => "payload_too_large",
+    UnsupportedMediaType => "unsupported_media_type",
+    GenerationFailed => "generation_failed",
+    GenerationTimeout => "generation_timeout",
+    NoCapacity => "no_capacity",
+    InternalError => "internal_error",
+    InvalidSignature => "invalid_signature",
+    DuplicateDispatch => "duplicate_dispatch",
+    InvalidBody => "invalid_body",
+    RequestTimeout => "request_timeout",
+    JobEnded => "job_ended",
+    JobCancelled => "job_cancelled",
+    AccountExists => "account_exists",
+    RangeNotSatisfiable => "range_not_satisfiable",
+    RateLimited => "rate_limited",
+    IdempotencyInProgress => "idempotency_in_progress",
+    KeyNotFound => "key_not_found",
+    AccountNotFound => "account_not_found",
+    InvalidAdminToken => "invalid_admin_token",
+    InvalidNumFrames => "invalid_num_frames",
+    OriginLost => "origin_lost",
+    QueueFull => "queue_full",
+    UnknownWorkflow => "unknown_workflow",
+    Cancelled => "cancelled",
+    InvalidReplyUrl => "invalid_reply_url",
+    NoReplyUrl => "no_reply_url",
+    JobNotFinished => "job_not_finished",
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An error as the client sees it: an HTTP status and the OpenAI-shaped body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     status: u16,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     param: Option<String>,
 }
 
 impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -24,18 +115,18 @@ impl ApiError {
     }
 
     /// A 400 naming the parameter at fault.
-    pub fn invalid_param(param: &str, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid_param(param: &str, code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(400, code, message).with_param(param)
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(400, code, message)
     }
 
     pub fn invalid_json(detail: impl std::fmt::Display) -> Self {
         Self::new(
             400,
-            "invalid_json",
+            ErrorCode::InvalidJson,
             format!("The request body is not valid JSON: {detail}"),
         )
     }
@@ -43,7 +134,7 @@ impl ApiError {
     pub fn missing_key() -> Self {
         Self::new(
             401,
-            "missing_api_key",
+            ErrorCode::MissingApiKey,
             "No API key provided. Send it as `Authorization: Bearer <key>`.",
         )
     }
@@ -51,23 +142,23 @@ impl ApiError {
     pub fn invalid_key() -> Self {
         Self::new(
             401,
-            "invalid_api_key",
+            ErrorCode::InvalidApiKey,
             "The API key is not valid or has been revoked.",
         )
     }
 
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn forbidden(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(403, code, message)
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(404, code, message)
     }
 
     pub fn route_not_found(method: &str, path: &str) -> Self {
         Self::new(
             404,
-            "unknown_route",
+            ErrorCode::UnknownRoute,
             format!("No route for {method} {path}. See /openapi.json for the API."),
         )
     }
@@ -75,32 +166,36 @@ impl ApiError {
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         Self::new(
             405,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed on {path}."),
         )
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(409, code, message)
     }
 
     pub fn payload_too_large(message: impl Into<String>) -> Self {
-        Self::new(413, "payload_too_large", message)
+        Self::new(413, ErrorCode::PayloadTooLarge, message)
     }
 
     pub fn unsupported_media(message: impl Into<String>) -> Self {
-        Self::new(415, "unsupported_media_type", message)
+        Self::new(415, ErrorCode::UnsupportedMediaType, message)
     }
 
     /// Internal failures get a generic message; the cause belongs in the log, not the body.
     pub fn internal() -> Self {
-        Self::new(500, "internal_error", "Something went wrong on our side.")
+        Self::new(
+            500,
+            ErrorCode::InternalError,
+            "Something went wrong on our side.",
+        )
     }
 
     pub fn no_capacity() -> Self {
         Self::new(
             503,
-            "no_capacity",
+            ErrorCode::NoCapacity,
             "No GPU capacity is available right now; retry shortly.",
         )
     }
@@ -114,7 +209,7 @@ impl ApiError {
         self.status
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
     }
 
@@ -146,7 +241,7 @@ impl ApiError {
                 "message": self.message,
                 "type": self.error_type(),
                 "param": self.param,
-                "code": self.code,
+                "code": self.code.as_str(),
             }
         })
     }
@@ -155,7 +250,8 @@ impl ApiError {
     /// errors from Durable Objects and by tests).
     pub fn from_json(status: u16, body: &Value) -> Option<Self> {
         let err = body.get("error")?;
-        let code = known_code(err.get("code")?.as_str()?);
+        // An unknown code read back maps to the generic internal one.
+        let code = ErrorCode::parse(err.get("code")?.as_str()?).unwrap_or(ErrorCode::InternalError);
         Some(Self {
             status,
             code,
@@ -163,63 +259,6 @@ impl ApiError {
             param: err.get("param").and_then(Value::as_str).map(str::to_owned),
         })
     }
-}
-
-/// Codes are `&'static str` so they can't be invented at runtime; an unknown one read
-/// back from a body maps to the generic internal code.
-fn known_code(code: &str) -> &'static str {
-    const CODES: &[&str] = &[
-        "invalid_json",
-        "invalid_type",
-        "missing_parameter",
-        "unknown_parameter",
-        "invalid_value",
-        "invalid_dimensions",
-        "out_of_range",
-        "model_not_found",
-        "missing_api_key",
-        "invalid_api_key",
-        "insufficient_credits",
-        "file_not_yours",
-        "job_not_found",
-        "file_not_found",
-        "unknown_route",
-        "method_not_allowed",
-        "trial_exists",
-        "idempotency_conflict",
-        "payload_too_large",
-        "unsupported_media_type",
-        "generation_failed",
-        "generation_timeout",
-        "no_capacity",
-        "internal_error",
-        "invalid_signature",
-        "duplicate_dispatch",
-        "invalid_body",
-        "request_timeout",
-        "job_ended",
-        "job_cancelled",
-        "account_exists",
-        "range_not_satisfiable",
-        "rate_limited",
-        "idempotency_in_progress",
-        "key_not_found",
-        "account_not_found",
-        "invalid_admin_token",
-        "invalid_num_frames",
-        "origin_lost",
-        "queue_full",
-        "unknown_workflow",
-        "cancelled",
-        "invalid_reply_url",
-        "no_reply_url",
-        "job_not_finished",
-    ];
-    CODES
-        .iter()
-        .find(|c| **c == code)
-        .copied()
-        .unwrap_or("internal_error")
 }
 
 impl std::fmt::Display for ApiError {
@@ -236,7 +275,7 @@ mod tests {
 
     #[test]
     fn shape_matches_openai() {
-        let e = ApiError::invalid_param("width", "invalid_dimensions", "bad width");
+        let e = ApiError::invalid_param("width", ErrorCode::InvalidDimensions, "bad width");
         assert_eq!(
             e.to_json(),
             json!({"error": {"message": "bad width", "type": "invalid_request_error",
@@ -246,8 +285,22 @@ mod tests {
     }
 
     #[test]
+    fn every_code_reads_back_as_itself() {
+        for &code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+            let e = ApiError::new(400, code, "m");
+            assert_eq!(ApiError::from_json(400, &e.to_json()), Some(e));
+        }
+        let unknown = json!({"error": {"message": "m", "code": "made_up", "param": null}});
+        assert_eq!(
+            ApiError::from_json(500, &unknown).map(|e| e.code()),
+            Some(ErrorCode::InternalError)
+        );
+    }
+
+    #[test]
     fn round_trips_through_json() {
-        let e = ApiError::conflict("trial_exists", "taken").with_param("email");
+        let e = ApiError::conflict(ErrorCode::TrialExists, "taken").with_param("email");
         assert_eq!(ApiError::from_json(409, &e.to_json()), Some(e));
     }
 }

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The fields of one JSON object, consumed as they are read; what is left at
 /// [`Fields::finish`] is unknown and rejected, so typos do not pass silently.
@@ -19,14 +19,14 @@ impl Fields {
     pub fn from_body(body: &[u8]) -> Result<Self, ApiError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::bad_request(
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 "The request body is empty; send a JSON object.",
             ));
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(Self { map }),
             Ok(_) => Err(ApiError::bad_request(
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 "The request body must be a JSON object.",
             )),
             Err(e) => Err(ApiError::invalid_json(e)),
@@ -52,7 +52,7 @@ impl Fields {
                     Some((first, prev)) if *prev != v => {
                         return Err(ApiError::invalid_param(
                             name,
-                            "invalid_value",
+                            ErrorCode::InvalidValue,
                             format!("`{name}` and `{first}` are aliases; send one of them."),
                         ))
                     }
@@ -79,7 +79,7 @@ impl Fields {
         match self.take(name) {
             None => Err(ApiError::invalid_param(
                 name,
-                "missing_parameter",
+                ErrorCode::MissingParameter,
                 format!("`{name}` is required."),
             )),
             Some(Value::String(s)) => Ok(s),
@@ -168,7 +168,7 @@ impl Fields {
             None => Ok(()),
             Some(name) => Err(ApiError::invalid_param(
                 name,
-                "unknown_parameter",
+                ErrorCode::UnknownParameter,
                 format!("Unrecognized request argument supplied: `{name}`."),
             )),
         }
@@ -186,7 +186,7 @@ fn type_error(name: &str, expected: &str, got: &Value) -> ApiError {
     };
     ApiError::invalid_param(
         name,
-        "invalid_type",
+        ErrorCode::InvalidType,
         format!("`{name}` must be {expected}, not {kind}."),
     )
 }
@@ -204,7 +204,11 @@ mod tests {
     fn bodies_that_are_not_objects() {
         for body in ["", "  ", "[]", "3", "{", "{\"a\":}"] {
             let err = Fields::from_body(body.as_bytes()).err().expect(body);
-            assert_eq!((err.status(), err.code()), (400, "invalid_json"), "{body}");
+            assert_eq!(
+                (err.status(), err.code().as_str()),
+                (400, "invalid_json"),
+                "{body}"
+            );
         }
     }
 
@@ -227,7 +231,10 @@ mod tests {
             (json!({"w": true}), "w"),
         ] {
             let err = fields(body).int(name).unwrap_err();
-            assert_eq!((err.param(), err.code()), (Some(name), "invalid_type"));
+            assert_eq!(
+                (err.param(), err.code().as_str()),
+                (Some(name), "invalid_type")
+            );
         }
     }
 
@@ -237,7 +244,7 @@ mod tests {
         f.string("prompt").unwrap();
         let err = f.finish().unwrap_err();
         assert_eq!(
-            (err.param(), err.code()),
+            (err.param(), err.code().as_str()),
             (Some("widht"), "unknown_parameter")
         );
     }

@@ -3,7 +3,7 @@
 //! take any string a client can send and never panic: every number is parsed with
 //! overflow in mind, and every answer is a value or a named error.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// What to serve for a `Range` header against a representation of `size` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +124,7 @@ pub fn prefer_wait(header: &str) -> Result<Option<u64>, ApiError> {
             Some(n) => Ok(Some(n)),
             None => Err(ApiError::invalid_param(
                 "Prefer",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 format!("`Prefer: wait=N` takes N from 1 to {PREFER_WAIT_SECS_MAX}."),
             )),
         };
@@ -267,7 +267,7 @@ mod tests {
         ] {
             let e = check_json_content_type(Some(bad)).unwrap_err();
             assert_eq!(
-                (e.status(), e.code()),
+                (e.status(), e.code().as_str()),
                 (415, "unsupported_media_type"),
                 "{bad}"
             );

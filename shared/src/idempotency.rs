@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub const HEADER: &str = "Idempotency-Key";
 /// How long a key is remembered.
@@ -23,7 +23,7 @@ impl IdempotencyKey {
         } else {
             Err(ApiError::invalid_param(
                 HEADER,
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 format!("`{HEADER}` must be 1–{KEY_LEN_MAX} visible ASCII characters."),
             ))
         }
@@ -47,7 +47,7 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
 
 pub fn conflict() -> ApiError {
     ApiError::conflict(
-        "idempotency_conflict",
+        ErrorCode::IdempotencyConflict,
         "This Idempotency-Key was already used with a different request.",
     )
     .with_param(HEADER)
@@ -55,7 +55,7 @@ pub fn conflict() -> ApiError {
 
 pub fn in_progress() -> ApiError {
     ApiError::conflict(
-        "idempotency_in_progress",
+        ErrorCode::IdempotencyInProgress,
         "A request with this Idempotency-Key is still being processed; retry shortly.",
     )
     .with_param(HEADER)

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::fields::Fields;
 use crate::ids::Filename;
 use crate::jobs::SubmitOptions;
@@ -71,7 +71,7 @@ impl ImageRequest {
         if !MODELS.contains(&model.as_str()) {
             return Err(ApiError::invalid_param(
                 "model",
-                "model_not_found",
+                ErrorCode::ModelNotFound,
                 format!(
                     "Unknown image model `{model}`; available: {}.",
                     MODELS.join(", ")
@@ -86,7 +86,7 @@ impl ImageRequest {
             Some(c) => {
                 return Err(ApiError::invalid_param(
                     "cfg",
-                    "out_of_range",
+                    ErrorCode::OutOfRange,
                     format!("`cfg` must be between {CFG_MIN:.1} and {CFG_MAX:.1} (got {c})."),
                 ))
             }
@@ -98,7 +98,7 @@ impl ImageRequest {
             Some(n) => {
                 return Err(ApiError::invalid_param(
                     "n",
-                    "invalid_value",
+                    ErrorCode::InvalidValue,
                     format!("Only `n: 1` is supported (got {n}); send one request per image."),
                 ))
             }
@@ -161,14 +161,14 @@ fn dimensions(f: &mut Fields) -> Result<(i64, i64), ApiError> {
             let Some((sw, sh)) = parsed else {
                 return Err(ApiError::invalid_param(
                     "size",
-                    "invalid_dimensions",
+                    ErrorCode::InvalidDimensions,
                     format!("`size` must look like \"1024x768\" (got {size:?})."),
                 ));
             };
             if width.is_some_and(|w| w != sw) || height.is_some_and(|h| h != sh) {
                 return Err(ApiError::invalid_param(
                     "size",
-                    "invalid_dimensions",
+                    ErrorCode::InvalidDimensions,
                     "`size` disagrees with `width`/`height`; send one or the other.",
                 ));
             }
@@ -195,7 +195,7 @@ fn check_side(param: &str, px: i64) -> Result<(), ApiError> {
     };
     Err(ApiError::invalid_param(
         param,
-        "invalid_dimensions",
+        ErrorCode::InvalidDimensions,
         format!(
             "`{param}` must be {SIDE_PX_MIN}–{SIDE_PX_MAX} and a multiple of {SIDE_PX_STEP} (got {px}).{hint}"
         ),
@@ -210,7 +210,7 @@ pub(crate) fn parse_prompt(f: &mut Fields) -> Result<String, ApiError> {
     if prompt.trim().is_empty() || prompt_chars > PROMPT_CHARS_MAX {
         return Err(ApiError::invalid_param(
             "prompt",
-            "invalid_value",
+            ErrorCode::InvalidValue,
             format!("`prompt` must be 1–{PROMPT_CHARS_MAX} characters (got {prompt_chars})."),
         ));
     }
@@ -221,7 +221,7 @@ pub(crate) fn parse_prompt(f: &mut Fields) -> Result<String, ApiError> {
     {
         return Err(ApiError::invalid_param(
             "prompt",
-            "invalid_value",
+            ErrorCode::InvalidValue,
             format!(
                 "`prompt` must not contain control characters (found U+{:04X}).",
                 u32::from(c)
@@ -244,7 +244,7 @@ pub(crate) fn int_in(
         Some(v) if (min..=max).contains(&v) => Ok(v),
         Some(v) => Err(ApiError::invalid_param(
             name,
-            "out_of_range",
+            ErrorCode::OutOfRange,
             format!("`{name}` must be between {min} and {max} (got {v})."),
         )),
     }
@@ -257,7 +257,7 @@ pub(crate) fn parse_seed(f: &mut Fields) -> Result<Option<u64>, ApiError> {
         Some(s) if (0..=SEED_MAX).contains(&s) => Ok(Some(s as u64)),
         Some(s) => Err(ApiError::invalid_param(
             "seed",
-            "out_of_range",
+            ErrorCode::OutOfRange,
             format!("`seed` must be -1 (random) or between 0 and {SEED_MAX} (got {s})."),
         )),
     }
@@ -270,7 +270,7 @@ pub(crate) fn parse_input_files(f: &mut Fields, max: usize) -> Result<Vec<Filena
     if names.len() > max {
         return Err(ApiError::invalid_param(
             "input_files",
-            "invalid_value",
+            ErrorCode::InvalidValue,
             format!(
                 "At most {max} input file(s) are accepted (got {}).",
                 names.len()
@@ -283,7 +283,7 @@ pub(crate) fn parse_input_files(f: &mut Fields, max: usize) -> Result<Vec<Filena
             Filename::parse(n).ok_or_else(|| {
                 ApiError::invalid_param(
                     "input_files",
-                    "invalid_value",
+                    ErrorCode::InvalidValue,
                     format!("{n:?} is not a Kiln filename; use the `filename` from an upload or an output."),
                 )
             })
@@ -435,7 +435,7 @@ mod tests {
         for (body, param, code) in cases {
             let err = parse(body.clone()).expect_err(&body.to_string());
             assert_eq!(
-                (err.status(), err.param(), err.code()),
+                (err.status(), err.param(), err.code().as_str()),
                 (400, Some(param), code),
                 "{body}"
             );

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::fields::Fields;
 use crate::ids::{random_token, AccountId};
 
@@ -197,7 +197,7 @@ impl KeyCreate {
         if label.chars().count() > LABEL_CHARS_MAX || label.chars().any(char::is_control) {
             return Err(ApiError::invalid_param(
                 "label",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 format!("`label` must be at most {LABEL_CHARS_MAX} printable characters."),
             ));
         }
@@ -207,7 +207,7 @@ impl KeyCreate {
             Some(other) => {
                 return Err(ApiError::invalid_param(
                     "mode",
-                    "invalid_value",
+                    ErrorCode::InvalidValue,
                     format!("`mode` must be \"live\" or \"test\" (got {other:?})."),
                 ))
             }
@@ -221,7 +221,7 @@ impl KeyCreate {
                     .ok_or_else(|| {
                         ApiError::invalid_param(
                             "rate_limit_per_min",
-                            "out_of_range",
+                            ErrorCode::OutOfRange,
                             format!(
                                 "`rate_limit_per_min` must be 1–{LIMIT_PER_MIN_MAX} (got {n})."
                             ),

@@ -51,5 +51,5 @@ pub mod webhooks;
 #[cfg(test)]
 mod proptest_json;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 pub use money::MicroUsd;

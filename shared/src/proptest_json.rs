@@ -91,6 +91,10 @@ pub fn object_body(fields: &'static [&'static str]) -> impl Strategy<Value = Vec
 /// or says the body is not JSON (`invalid_json`).
 pub fn assert_named_400(e: &ApiError) -> Result<(), TestCaseError> {
     prop_assert_eq!(e.status(), 400, "{:?}", e);
-    prop_assert!(e.param().is_some() || e.code() == "invalid_json", "{:?}", e);
+    prop_assert!(
+        e.param().is_some() || e.code().as_str() == "invalid_json",
+        "{:?}",
+        e
+    );
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Query parameters the edge reads: `async_mode` on the generation endpoints and the
 //! usage page (`limit`, `cursor`). Any string in, a value or a named 400 out.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// `?async_mode=`: `true`/`1` or `false`/`0`.
 pub fn async_mode(value: &str) -> Result<bool, ApiError> {
@@ -10,7 +10,7 @@ pub fn async_mode(value: &str) -> Result<bool, ApiError> {
         "false" | "0" => Ok(false),
         _ => Err(ApiError::invalid_param(
             "async_mode",
-            "invalid_value",
+            ErrorCode::InvalidValue,
             "`async_mode` must be true or false.",
         )),
     }
@@ -42,7 +42,7 @@ impl UsagePage {
                 .ok_or_else(|| {
                     ApiError::invalid_param(
                         "limit",
-                        "out_of_range",
+                        ErrorCode::OutOfRange,
                         format!("`limit` must be 1–{USAGE_PAGE_MAX}."),
                     )
                 })?,
@@ -57,7 +57,7 @@ impl UsagePage {
                     .ok_or_else(|| {
                         ApiError::invalid_param(
                             "cursor",
-                            "invalid_value",
+                            ErrorCode::InvalidValue,
                             "`cursor` is not one we issued.",
                         )
                     })?,

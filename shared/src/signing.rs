@@ -7,6 +7,7 @@
 //! [`SKEW_SECS_MAX`] are refused; replays inside that window are refused by the
 //! receiver, which sees each job id and event sequence number once.
 
+use crate::error::ErrorCode;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -205,7 +206,7 @@ impl From<SignatureError> for crate::ApiError {
     fn from(e: SignatureError) -> Self {
         crate::ApiError::new(
             401,
-            "invalid_signature",
+            ErrorCode::InvalidSignature,
             format!("Request signature refused: {e}."),
         )
     }

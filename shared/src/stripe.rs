@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::AccountId;
 use crate::money::MicroUsd;
 
@@ -61,7 +61,7 @@ impl Tier {
 fn refused(why: &str) -> ApiError {
     ApiError::new(
         400,
-        "invalid_signature",
+        ErrorCode::InvalidSignature,
         format!("Stripe signature refused: {why}."),
     )
 }
@@ -143,7 +143,9 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, ApiError> {
     let event_id = v["id"]
         .as_str()
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::invalid_param("id", "invalid_value", "The event has no id."))?
+        .ok_or_else(|| {
+            ApiError::invalid_param("id", ErrorCode::InvalidValue, "The event has no id.")
+        })?
         .to_owned();
     let ignored = |why: &str| {
         Ok(Event::Ignored {
@@ -165,7 +167,7 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, ApiError> {
         .ok_or_else(|| {
             ApiError::invalid_param(
                 "client_reference_id",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 "The session does not name a Kiln account (client_reference_id).",
             )
         })?;
@@ -176,7 +178,7 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, ApiError> {
     {
         return Err(ApiError::invalid_param(
             "currency",
-            "invalid_value",
+            ErrorCode::InvalidValue,
             "Top-ups are sold in USD.",
         ));
     }
@@ -191,7 +193,7 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, ApiError> {
     .ok_or_else(|| {
         ApiError::invalid_param(
             "amount_total",
-            "invalid_value",
+            ErrorCode::InvalidValue,
             "The session matches no credit tier.",
         )
     })?;
@@ -315,7 +317,10 @@ mod tests {
             parse_event(&no_account).unwrap_err().param(),
             Some("client_reference_id")
         );
-        assert_eq!(parse_event(b"{").unwrap_err().code(), "invalid_json");
+        assert_eq!(
+            parse_event(b"{").unwrap_err().code().as_str(),
+            "invalid_json"
+        );
     }
 }
 
@@ -351,7 +356,7 @@ mod props {
                     let want_v1 = want.split_once(",v1=").unwrap().1;
                     prop_assert!(header.contains(want_v1));
                 }
-                Err(e) => prop_assert_eq!((e.status(), e.code()), (400, "invalid_signature")),
+                Err(e) => prop_assert_eq!((e.status(), e.code().as_str()), (400, "invalid_signature")),
             }
         }
 

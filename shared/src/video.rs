@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::fields::Fields;
 use crate::ids::Filename;
 use crate::images::{parse_input_files, parse_prompt, parse_seed, PROMPT_CHARS_MAX};
@@ -140,7 +140,7 @@ impl VideoRequest {
         if neg_chars > NEGATIVE_PROMPT_CHARS_MAX {
             return Err(ApiError::invalid_param(
                 "negative_prompt",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 format!(
                     "`negative_prompt` must be at most {NEGATIVE_PROMPT_CHARS_MAX} characters (got {neg_chars})."
                 ),
@@ -152,7 +152,7 @@ impl VideoRequest {
         if !MODELS.contains(&model.as_str()) {
             return Err(ApiError::invalid_param(
                 "model",
-                "model_not_found",
+                ErrorCode::ModelNotFound,
                 format!(
                     "Unknown video model `{model}`; available: {}.",
                     MODELS.join(", ")
@@ -167,7 +167,7 @@ impl VideoRequest {
             Some(v) => {
                 return Err(ApiError::invalid_param(
                     "fps",
-                    "invalid_value",
+                    ErrorCode::InvalidValue,
                     format!("`fps` is fixed at {FPS} (got {v}); leave it out or send {FPS}."),
                 ))
             }
@@ -247,7 +247,7 @@ fn size(f: &mut Fields) -> Result<(u32, u32), ApiError> {
     let param = if width.is_none() { "height" } else { "width" };
     Err(ApiError::invalid_param(
         param,
-        "invalid_dimensions",
+        ErrorCode::InvalidDimensions,
         format!(
             "Video size must be exactly one of {} (got {w}×{h}); the output is 2× that.",
             sizes_text()
@@ -287,7 +287,7 @@ fn frames(f: &mut Fields) -> Result<u32, ApiError> {
         .join(" or ");
     Err(ApiError::invalid_param(
         "num_frames",
-        "invalid_num_frames",
+        ErrorCode::InvalidNumFrames,
         format!(
             "`num_frames` must be {FRAMES_MIN}–{FRAMES_MAX} and of the form 8n+1 (got {n}); nearest valid: {nearest}."
         ),
@@ -428,7 +428,7 @@ mod tests {
         for (body, param, code) in cases {
             let err = parse(body.clone()).expect_err(&body.to_string());
             assert_eq!(
-                (err.status(), err.param(), err.code()),
+                (err.status(), err.param(), err.code().as_str()),
                 (400, Some(param), code),
                 "{body}"
             );

@@ -4,7 +4,7 @@
 use kiln_shared::accounts::{parse_registration, TRIAL_GRANT};
 use kiln_shared::ids::AccountId;
 use kiln_shared::keys::{ApiKey, KeyKind};
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use serde_json::json;
 use worker::{Env, Request, Response};
 
@@ -49,10 +49,10 @@ pub async fn handle_register(mut req: Request, env: &Env) -> EdgeResult<Response
             mark_done().await?;
         }
         // An earlier, interrupted registration of this email already created the account.
-        Err(EdgeError::Api(e)) if e.code() == "account_exists" => {
+        Err(EdgeError::Api(e)) if e.code() == ErrorCode::AccountExists => {
             mark_done().await?;
             return Err(ApiError::conflict(
-                "trial_exists",
+                ErrorCode::TrialExists,
                 "A trial account already exists for this email address.",
             )
             .with_param("email")

@@ -8,7 +8,7 @@ use kiln_shared::ids::{AccountId, JobId};
 use kiln_shared::jobs::JobType;
 use kiln_shared::keys::{bearer, secrets_equal};
 use kiln_shared::money::MicroUsd;
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use serde_json::json;
 use worker::{Env, Request, Response};
 
@@ -31,7 +31,7 @@ fn require_admin(req: &Request, env: &Env) -> EdgeResult<()> {
     if !authorized {
         return Err(ApiError::new(
             401,
-            "invalid_admin_token",
+            ErrorCode::InvalidAdminToken,
             "This route needs the operator's admin token.",
         )
         .into());
@@ -42,7 +42,7 @@ fn require_admin(req: &Request, env: &Env) -> EdgeResult<()> {
 pub async fn handle_credits(mut req: Request, env: &Env, id: &str) -> EdgeResult<Response> {
     require_admin(&req, env)?;
     let account = AccountId::parse(id)
-        .ok_or_else(|| ApiError::not_found("account_not_found", "No such account."))?;
+        .ok_or_else(|| ApiError::not_found(ErrorCode::AccountNotFound, "No such account."))?;
     let body = json_body(&mut req, BODY_BYTES_MAX).await?;
     let Adjustment { amount, reason } = Adjustment::parse(&body)?;
     let balances = bindings::account(env, &account)?
@@ -100,7 +100,7 @@ pub async fn handle_ledger_bench(mut req: Request, env: &Env) -> EdgeResult<Resp
         .ok_or_else(|| {
             ApiError::invalid_param(
                 "account_id",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 "`account_id` must be an account id.",
             )
         })?;
@@ -111,7 +111,7 @@ pub async fn handle_ledger_bench(mut req: Request, env: &Env) -> EdgeResult<Resp
         Some(_) => {
             return Err(ApiError::invalid_param(
                 "target",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 "`target` must be \"ledger\" or \"probe\".",
             )
             .into())
@@ -121,7 +121,7 @@ pub async fn handle_ledger_bench(mut req: Request, env: &Env) -> EdgeResult<Resp
     if !(1..=BENCH_HOLDS_MAX).contains(&holds) {
         return Err(ApiError::invalid_param(
             "holds",
-            "out_of_range",
+            ErrorCode::OutOfRange,
             format!("`holds` must be 1–{BENCH_HOLDS_MAX}."),
         )
         .into());
@@ -129,7 +129,7 @@ pub async fn handle_ledger_bench(mut req: Request, env: &Env) -> EdgeResult<Resp
     if !(1..=BENCH_CONCURRENCY_MAX).contains(&concurrency) {
         return Err(ApiError::invalid_param(
             "concurrency",
-            "out_of_range",
+            ErrorCode::OutOfRange,
             format!("`concurrency` must be 1–{BENCH_CONCURRENCY_MAX}."),
         )
         .into());

@@ -4,7 +4,7 @@
 //! webhook deliveries: [`super::webhooks`].)
 
 use kiln_shared::ids::JobId;
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use serde_json::{json, Value};
 use worker::{Env, Request, Response};
 
@@ -18,7 +18,7 @@ use crate::platform::http::{json, query_param};
 
 fn not_found() -> ApiError {
     ApiError::not_found(
-        "job_not_found",
+        ErrorCode::JobNotFound,
         "No job with this id belongs to your account.",
     )
 }
@@ -101,7 +101,7 @@ pub async fn handle_estimate(req: &Request, env: &Env) -> EdgeResult<Response> {
     let Some(typical) = kiln_shared::catalog::typical_secs(&workflow) else {
         return Err(ApiError::invalid_param(
             "workflow_id",
-            "unknown_workflow",
+            ErrorCode::UnknownWorkflow,
             format!(
                 "Unknown workflow_id {workflow:?}; one of: {}.",
                 workflows.join(", ")

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use kiln_shared::ids::{Filename, JobId};
 use kiln_shared::origin::{EventEnvelope, Heartbeat};
 use kiln_shared::signing::{ReceivedHeaders, HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use serde_json::json;
 use worker::{Env, HttpMetadata, Request, Response};
 
@@ -53,7 +53,7 @@ fn verify(req: &Request, env: &Env, body: &[u8]) -> EdgeResult<()> {
 }
 
 fn unknown_job() -> ApiError {
-    ApiError::not_found("job_not_found", "No such job.")
+    ApiError::not_found(ErrorCode::JobNotFound, "No such job.")
 }
 
 pub async fn handle_event(mut req: Request, env: &Env, id: &str) -> EdgeResult<Response> {
@@ -74,7 +74,7 @@ pub async fn handle_heartbeat(mut req: Request, env: &Env) -> EdgeResult<Respons
     let ok = hb.url.starts_with("http://") || hb.url.starts_with("https://");
     if !ok || hb.origin_id.is_empty() || hb.origin_id.len() > 64 {
         return Err(ApiError::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "A heartbeat needs an origin_id and an http(s) url.",
         )
         .into());
@@ -97,7 +97,7 @@ pub async fn handle_output(
         .ok_or_else(|| {
             ApiError::invalid_param(
                 "filename",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 "An output's filename must start with its job id.",
             )
         })?;
@@ -107,7 +107,7 @@ pub async fn handle_output(
         })
         .await?;
     if job.job.status.is_terminal() {
-        return Err(ApiError::conflict("job_ended", "The job has already ended.").into());
+        return Err(ApiError::conflict(ErrorCode::JobEnded, "The job has already ended.").into());
     }
     let size_bytes = body.len();
     env.bucket("MEDIA")?

@@ -5,7 +5,7 @@
 
 use kiln_shared::headers::ByteRange;
 use kiln_shared::ids::Filename;
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use worker::{Env, Headers, Method, Range, Request, Response};
 
 use crate::platform::error::{EdgeError, EdgeResult};
@@ -19,7 +19,7 @@ pub fn output_key(name: &Filename) -> String {
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("file_not_found", "No such file.")
+    ApiError::not_found(ErrorCode::FileNotFound, "No such file.")
 }
 
 pub async fn handle_get(req: &Request, env: &Env, name: &str) -> EdgeResult<Response> {
@@ -50,7 +50,7 @@ pub async fn handle_get(req: &Request, env: &Env, name: &str) -> EdgeResult<Resp
     if range == ByteRange::Unsatisfiable {
         let resp = EdgeError::Api(ApiError::new(
             416,
-            "range_not_satisfiable",
+            ErrorCode::RangeNotSatisfiable,
             format!("The requested range is outside the file ({size} bytes)."),
         ))
         .into_response();

@@ -3,7 +3,7 @@
 //! authenticated response — errors included — carries the `X-RateLimit-*` headers, and
 //! a caller over its limit gets 429 with `Retry-After` without reaching a handler.
 
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use worker::{Env, Method, Request, Response};
 
 use super::{
@@ -170,7 +170,7 @@ async fn keyed(route: Keyed<'_>, req: Request, env: Env) -> EdgeResult<Response>
     } else {
         let e = ApiError::new(
             429,
-            "rate_limited",
+            ErrorCode::RateLimited,
             format!(
                 "Too many requests for this API key; retry after {} s.",
                 caller.rate.retry_after_secs

@@ -19,7 +19,7 @@ use kiln_shared::ids::JobId;
 use kiln_shared::jobs::{JobParams, JobState, JobStatus, NewJob, ResponseFormat, SubmitOptions};
 use kiln_shared::money::MicroUsd;
 use kiln_shared::query::async_mode;
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use serde_json::json;
 use worker::{Env, Request, Response};
 
@@ -92,7 +92,7 @@ pub(super) fn refuse_input_files(files: &[Filename], what: &str) -> EdgeResult<(
     }
     Err(ApiError::invalid_param(
         "input_files",
-        "invalid_value",
+        ErrorCode::InvalidValue,
         format!("{what} is not available yet on this deployment."),
     )
     .into())
@@ -114,7 +114,9 @@ pub(super) async fn submit(
     if let Some(url) = &s.options.reply_url {
         // The SSRF guard: never deliver to private, loopback or link-local addresses.
         kiln_shared::webhooks::check_destination(url, &config::webhook_allow_list(env)).map_err(
-            |why| ApiError::invalid_param(&s.options.reply_url_param, "invalid_reply_url", why),
+            |why| {
+                ApiError::invalid_param(&s.options.reply_url_param, ErrorCode::InvalidReplyUrl, why)
+            },
         )?;
     }
     let base = base_url(&req)?;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ids::{AccountId, Filename, JobId};
 use crate::images::ImageParams;
 use crate::money::MicroUsd;
@@ -100,20 +100,22 @@ impl FailureCode {
     /// `no_capacity`), if it is one.
     pub fn of_refusal(e: &ApiError) -> Option<Self> {
         match (e.status(), e.code()) {
-            (503, "queue_full") => Some(FailureCode::QueueFull),
-            (503, "no_capacity") => Some(FailureCode::NoCapacity),
+            (503, ErrorCode::QueueFull) => Some(FailureCode::QueueFull),
+            (503, ErrorCode::NoCapacity) => Some(FailureCode::NoCapacity),
             _ => None,
         }
     }
 
     /// The status and error code a request that waited for the job answers with.
-    fn http(self) -> (u16, &'static str) {
+    fn http(self) -> (u16, ErrorCode) {
         match self {
-            FailureCode::GenerationTimeout => (504, "generation_timeout"),
-            FailureCode::NoCapacity => (503, "no_capacity"),
-            FailureCode::QueueFull => (503, "queue_full"),
-            FailureCode::Cancelled => (409, "job_cancelled"),
-            FailureCode::GenerationFailed | FailureCode::OriginLost => (500, "generation_failed"),
+            FailureCode::GenerationTimeout => (504, ErrorCode::GenerationTimeout),
+            FailureCode::NoCapacity => (503, ErrorCode::NoCapacity),
+            FailureCode::QueueFull => (503, ErrorCode::QueueFull),
+            FailureCode::Cancelled => (409, ErrorCode::JobCancelled),
+            FailureCode::GenerationFailed | FailureCode::OriginLost => {
+                (500, ErrorCode::GenerationFailed)
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{POLLS_MAX, REPLY_REF_LEN_MAX, REPLY_URL_LEN_MAX};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::fields::Fields;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +39,7 @@ impl SubmitOptions {
             if r.chars().count() > REPLY_REF_LEN_MAX {
                 return Err(ApiError::invalid_param(
                     "replyRef",
-                    "invalid_value",
+                    ErrorCode::InvalidValue,
                     format!("`replyRef` must be at most {REPLY_REF_LEN_MAX} characters."),
                 ));
             }
@@ -50,7 +50,7 @@ impl SubmitOptions {
             Some(other) => {
                 return Err(ApiError::invalid_param(
                     "response_format",
-                    "invalid_value",
+                    ErrorCode::InvalidValue,
                     format!("`response_format` must be \"url\" or \"b64_json\" (got {other:?})."),
                 ))
             }
@@ -61,15 +61,16 @@ impl SubmitOptions {
             Some(n) => {
                 return Err(ApiError::invalid_param(
                     "pollForResult",
-                    "out_of_range",
+                    ErrorCode::OutOfRange,
                     format!("`pollForResult` must be between 1 and {POLLS_MAX} (got {n})."),
                 ))
             }
         };
         let webhook_events = match f.string_list("webhook_events")? {
             None => crate::webhooks::EventFilter::default(),
-            Some(values) => crate::webhooks::parse_event_filter(&values)
-                .map_err(|m| ApiError::invalid_param("webhook_events", "invalid_value", m))?,
+            Some(values) => crate::webhooks::parse_event_filter(&values).map_err(|m| {
+                ApiError::invalid_param("webhook_events", ErrorCode::InvalidValue, m)
+            })?,
         };
         Ok(Self {
             reply_url,
@@ -95,7 +96,7 @@ fn check_reply_url(param: &str, url: String) -> Result<String, ApiError> {
     if !host_ok || url.len() > REPLY_URL_LEN_MAX {
         return Err(ApiError::invalid_param(
             param,
-            "invalid_value",
+            ErrorCode::InvalidValue,
             format!("`{param}` must be an http(s) URL of at most {REPLY_URL_LEN_MAX} characters."),
         ));
     }

@@ -4,7 +4,7 @@
 
 use kiln_shared::keys::{KeyHash, KeyKind};
 use kiln_shared::ratelimit::Bucket;
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use worker::SqlStorageValue;
@@ -186,7 +186,9 @@ impl AccountDo {
             )?
             .to_array()?;
         if revoked.is_empty() {
-            return Err(ApiError::not_found("key_not_found", "No active key with this id.").into());
+            return Err(
+                ApiError::not_found(ErrorCode::KeyNotFound, "No active key with this id.").into(),
+            );
         }
         self.sql.exec(
             "DELETE FROM rate WHERE key_id = ?",
@@ -221,7 +223,7 @@ impl AccountDo {
                 api_key: s.reveal_secret,
             }),
             None => Err(ApiError::not_found(
-                "key_not_found",
+                ErrorCode::KeyNotFound,
                 "No key with this id is waiting to be revealed; secrets are shown once.",
             )
             .into()),

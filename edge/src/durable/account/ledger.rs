@@ -2,7 +2,7 @@
 //! Stripe top-ups, operator adjustments, and the ledger that records each movement.
 
 use kiln_shared::money::MicroUsd;
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use worker::SqlStorageValue;
@@ -52,9 +52,11 @@ impl AccountDo {
 
     pub(super) fn init(&self, body: Init) -> EdgeResult<Created> {
         if self.account().is_ok() {
-            return Err(
-                ApiError::conflict("account_exists", "This account already exists.").into(),
-            );
+            return Err(ApiError::conflict(
+                ErrorCode::AccountExists,
+                "This account already exists.",
+            )
+            .into());
         }
         let now = now_ms();
         self.sql.exec(
@@ -120,7 +122,7 @@ impl AccountDo {
                 let available = self.balances()?.available();
                 return Err(ApiError::new(
                     402,
-                    "insufficient_credits",
+                    ErrorCode::InsufficientCredits,
                     format!(
                         "This request costs {} but your available balance is {available}. Top up to continue.",
                         body.amount,
@@ -293,7 +295,7 @@ impl AccountDo {
         if body.amount == MicroUsd::ZERO || new_balance.is_none_or(|b| b < acct.held) {
             return Err(ApiError::invalid_param(
                 "amount_usd",
-                "invalid_value",
+                ErrorCode::InvalidValue,
                 format!(
                     "The adjustment must be non-zero and leave the balance at least the held amount ({}) and within the ledger's range.",
                     MicroUsd::from_micros(acct.held)

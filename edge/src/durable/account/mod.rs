@@ -22,7 +22,7 @@ pub mod proto;
 pub mod webhooks;
 
 use kiln_shared::ids::AccountId;
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use serde::Deserialize;
 use worker::{
     durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State,
@@ -134,8 +134,8 @@ impl AccountDo {
                 None,
             )?
             .to_array()?;
-        rows.into_iter()
-            .next()
-            .ok_or_else(|| ApiError::not_found("account_not_found", "No such account.").into())
+        rows.into_iter().next().ok_or_else(|| {
+            ApiError::not_found(ErrorCode::AccountNotFound, "No such account.").into()
+        })
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kiln_shared::ids::JobId;
 use kiln_shared::origin::DISPATCH_PATH;
 use kiln_shared::queue::{self, Waiting};
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use serde::Deserialize;
 use worker::Method;
 
@@ -79,7 +79,7 @@ impl DispatcherDo {
             if self.queued_count()? >= QUEUE_LEN_MAX {
                 return Err(ApiError::new(
                     503,
-                    "queue_full",
+                    ErrorCode::QueueFull,
                     "The queue is full; try again in a minute.",
                 )
                 .into());
@@ -87,7 +87,7 @@ impl DispatcherDo {
             if !self.any_origin_for(&req.job.model_id, None, now)? {
                 return Err(ApiError::new(
                     503,
-                    "no_capacity",
+                    ErrorCode::NoCapacity,
                     format!(
                         "No GPU origin serving {} is up right now.",
                         req.job.model_id

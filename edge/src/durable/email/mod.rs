@@ -6,7 +6,7 @@
 pub mod proto;
 
 use kiln_shared::ids::AccountId;
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
@@ -68,7 +68,7 @@ impl EmailDo {
     fn claim(&self, c: Claim) -> EdgeResult<Claimed> {
         match self.row()? {
             Some(r) if r.done != 0 => Err(ApiError::conflict(
-                "trial_exists",
+                ErrorCode::TrialExists,
                 "A trial account already exists for this email address.",
             )
             .with_param("email")

@@ -3,7 +3,7 @@
 
 use kiln_shared::jobs::{Applied, FailureCode, Ignored, JobState, JobStatus};
 use kiln_shared::origin::{DispatchJob, EventAck, EventEnvelope};
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 
 use super::proto::*;
 use super::{JobDo, Stored};
@@ -163,7 +163,7 @@ impl JobDo {
         let mut job = self.load_existing()?;
         if !job.cancel(now_ms()) {
             return Err(ApiError::conflict(
-                "job_ended",
+                ErrorCode::JobEnded,
                 format!(
                     "The job already ended ({}); there is nothing to cancel.",
                     job.status.as_str()

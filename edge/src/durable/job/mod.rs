@@ -30,7 +30,7 @@ use std::cell::{Cell, RefCell};
 
 use futures_channel::oneshot;
 use kiln_shared::jobs::{FailureCode, JobState};
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
@@ -152,7 +152,7 @@ impl JobDo {
     fn load_existing(&self) -> EdgeResult<JobState> {
         self.load()?
             .map(|s| s.job)
-            .ok_or_else(|| ApiError::not_found("job_not_found", "No such job.").into())
+            .ok_or_else(|| ApiError::not_found(ErrorCode::JobNotFound, "No such job.").into())
     }
 
     /// Stores the job's new state and, in the same synchronous step (so both land or

@@ -11,7 +11,7 @@ use std::time::Duration;
 use kiln_shared::jobs::{JobState, JobStatus};
 use kiln_shared::time::rfc3339;
 use kiln_shared::webhooks::{self, EventType, Outcome};
-use kiln_shared::ApiError;
+use kiln_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use worker::{Env, Method, SqlStorage};
 
@@ -374,14 +374,14 @@ impl Outbox<'_> {
     pub async fn replay(&self, job: &JobState) -> EdgeResult<DeliveryView> {
         if job.reply_url.is_none() {
             return Err(ApiError::conflict(
-                "no_reply_url",
+                ErrorCode::NoReplyUrl,
                 "This job was submitted without a replyUrl; there is no webhook to replay.",
             )
             .into());
         }
         if !job.status.is_terminal() {
             return Err(ApiError::conflict(
-                "job_not_finished",
+                ErrorCode::JobNotFinished,
                 "The job has not ended yet; its terminal event can be replayed once it has.",
             )
             .into());
