@@ -227,7 +227,7 @@ impl JobDo {
     }
 
     /// `POST /v1/jobs/{id}/webhook`.
-    async fn replay(&self) -> EdgeResult<outbox::DeliveryView> {
+    async fn replay(&self) -> EdgeResult<outbox::AttemptRecord> {
         let job = self.load_existing()?;
         self.outbox().replay(&job).await
     }

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use kiln_shared::jobs::{JobState, JobStatus};
-use kiln_shared::time::rfc3339;
 use kiln_shared::webhooks::{self, EventType, Outcome};
 use kiln_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -39,37 +38,58 @@ pub const SCHEMA: &[&str] = &[
         error TEXT, replay INTEGER NOT NULL DEFAULT 0)",
 ];
 
-/// One attempt, as `GET /v1/jobs/{id}/deliveries` shows it.
+/// Where an event's delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// A 2xx answered.
+    Delivered,
+    /// The receiver answered 410: it wants no more.
+    Gone,
+    /// The schedule ran out, or the destination is not allowed.
+    GaveUp,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Gone => "gone",
+            OutboxState::GaveUp => "gave_up",
+        }
+    }
+}
+
+/// One event of the job, with where its delivery stands.
 #[derive(Serialize, Deserialize)]
-pub struct DeliveryView {
+pub struct EventRecord {
     pub webhook_id: String,
-    #[serde(rename = "type")]
+    pub event_type: String,
+    pub state: OutboxState,
+    pub attempts: u32,
+    pub next_at_ms: Option<i64>,
+}
+
+/// One delivery attempt.
+#[derive(Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub webhook_id: String,
     pub event_type: String,
     pub attempt: u32,
-    pub attempted_at: String,
-    pub status_code: Option<u16>,
+    pub at_ms: i64,
+    pub status: Option<u16>,
     pub latency_ms: Option<i64>,
     pub error: Option<String>,
     pub replay: bool,
 }
 
-/// One event, with where its delivery stands.
-#[derive(Serialize, Deserialize)]
-pub struct EventView {
-    pub webhook_id: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    /// `pending` (retrying), `delivered`, `gone` (the receiver answered 410) or
-    /// `gave_up` (the schedule ran out, or the destination is not allowed).
-    pub state: String,
-    pub attempts: u32,
-    pub next_attempt_at: Option<String>,
-}
-
 #[derive(Serialize, Deserialize)]
 pub struct Deliveries {
-    pub events: Vec<EventView>,
-    pub attempts: Vec<DeliveryView>,
+    pub events: Vec<EventRecord>,
+    pub attempts: Vec<AttemptRecord>,
 }
 
 #[derive(Deserialize)]
@@ -78,8 +98,8 @@ struct Row {
     event_type: String,
     body: String,
     url: String,
-    attempts: i64,
-    state: String,
+    attempts: u32,
+    state: OutboxState,
     next_at_ms: Option<i64>,
 }
 
@@ -87,9 +107,9 @@ struct Row {
 struct AttemptRow {
     msg_id: String,
     event_type: String,
-    attempt: i64,
+    attempt: u32,
     at_ms: i64,
-    status: Option<i64>,
+    status: Option<u16>,
     latency_ms: Option<i64>,
     error: Option<String>,
     replay: i64,
@@ -100,6 +120,9 @@ struct Sent {
     status: Option<u16>,
     latency_ms: i64,
     error: Option<String>,
+    /// The destination is not allowed (the SSRF guard refused it at this attempt):
+    /// nothing was sent, and retrying will not help.
+    refused: bool,
     retry_after_ms: Option<u64>,
 }
 
@@ -192,12 +215,13 @@ impl Outbox<'_> {
             self.sql.exec(
                 "INSERT INTO outbox (msg_id, seq, event_type, body, url, state, next_at_ms,
                                      created_at_ms)
-                 VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox), ?, ?, ?, 'pending', ?, ?)",
+                 VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox), ?, ?, ?, ?, ?, ?)",
                 vec![
                     webhooks::new_message_id(random_bytes()).into(),
                     e.as_str().into(),
                     body.into(),
                     url.into(),
+                    OutboxState::Pending.as_str().into(),
                     now.into(),
                     now.into(),
                 ],
@@ -215,8 +239,8 @@ impl Outbox<'_> {
         let rows: Vec<Next> = self
             .sql
             .exec(
-                "SELECT MIN(next_at_ms) AS next FROM outbox WHERE state = 'pending'",
-                None,
+                "SELECT MIN(next_at_ms) AS next FROM outbox WHERE state = ?",
+                vec![OutboxState::Pending.as_str().into()],
             )?
             .to_array()?;
         Ok(rows.first().and_then(|n| n.next))
@@ -235,6 +259,7 @@ impl Outbox<'_> {
             status: None,
             latency_ms: now_ms() - started,
             error: Some(cut(error)),
+            refused: false,
             retry_after_ms: None,
         };
         // The allow-list may have changed since submission; check at every attempt.
@@ -242,7 +267,12 @@ impl Outbox<'_> {
         // What was checked is what is fetched: the normalised URL.
         let url = match webhooks::check_destination(url, &allow) {
             Ok(dest) => dest.url,
-            Err(why) => return failed(format!("destination not allowed: {why}")),
+            Err(why) => {
+                return Sent {
+                    refused: true,
+                    ..failed(format!("destination not allowed: {why}"))
+                }
+            }
         };
         let ts = started / 1000;
         let signature =
@@ -276,6 +306,7 @@ impl Outbox<'_> {
                     status: Some(status),
                     latency_ms: now_ms() - started,
                     error: (!(200..300).contains(&status)).then(|| format!("answered {status}")),
+                    refused: false,
                     retry_after_ms,
                 }
             }
@@ -288,7 +319,7 @@ impl Outbox<'_> {
         &self,
         msg_id: &str,
         event_type: &str,
-        attempt: i64,
+        attempt: u32,
         sent: &Sent,
         replay: bool,
     ) -> EdgeResult<()> {
@@ -299,7 +330,7 @@ impl Outbox<'_> {
             vec![
                 msg_id.into(),
                 event_type.into(),
-                attempt.into(),
+                i64::from(attempt).into(),
                 (now_ms() - sent.latency_ms).into(),
                 sent.status.map(i64::from).into(),
                 sent.latency_ms.into(),
@@ -316,8 +347,8 @@ impl Outbox<'_> {
         let now = now_ms();
         let due = self.rows(
             "SELECT msg_id, event_type, body, url, attempts, state, next_at_ms FROM outbox
-             WHERE state = 'pending' AND next_at_ms <= ? ORDER BY seq",
-            vec![now.into()],
+             WHERE state = ? AND next_at_ms <= ? ORDER BY seq",
+            vec![OutboxState::Pending.as_str().into(), now.into()],
         )?;
         if due.is_empty() {
             return Ok(());
@@ -328,39 +359,32 @@ impl Outbox<'_> {
             let attempt = row.attempts + 1;
             let sent = self.send(&secrets, &row.msg_id, &row.url, &row.body).await;
             self.log(&row.msg_id, &row.event_type, attempt, &sent, false)?;
-            let outcome = match (&sent.status, sent.error.as_deref()) {
-                (Some(s), _) => webhooks::outcome(*s),
-                (None, Some(e)) if e.starts_with("destination not allowed") => Outcome::Gone,
-                (None, _) => Outcome::Retry,
+            let outcome = match sent.status {
+                Some(status) => webhooks::outcome(status),
+                // The destination is refused: no attempt can ever succeed.
+                None if sent.refused => Outcome::Gone,
+                None => Outcome::Retry,
             };
             let (state, next) = match outcome {
-                Outcome::Delivered => ("delivered", None),
-                Outcome::Gone => {
-                    let state = if sent.status == Some(410) {
-                        "gone"
-                    } else {
-                        "gave_up"
-                    };
-                    (state, None)
-                }
+                Outcome::Delivered => (OutboxState::Delivered, None),
+                Outcome::Gone if sent.status == Some(410) => (OutboxState::Gone, None),
+                Outcome::Gone => (OutboxState::GaveUp, None),
                 Outcome::Retry => {
                     let jitter = u32::from_le_bytes(random_bytes());
-                    match webhooks::next_delay_ms(
-                        attempt as u32,
-                        &schedule,
-                        jitter,
-                        sent.retry_after_ms,
-                    ) {
-                        Some(delay) => ("pending", Some(now_ms() + delay as i64)),
-                        None => ("gave_up", None),
+                    match webhooks::next_delay_ms(attempt, &schedule, jitter, sent.retry_after_ms) {
+                        Some(delay) => (
+                            OutboxState::Pending,
+                            Some(now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX))),
+                        ),
+                        None => (OutboxState::GaveUp, None),
                     }
                 }
             };
             self.sql.exec(
                 "UPDATE outbox SET attempts = ?, state = ?, next_at_ms = ? WHERE msg_id = ?",
                 vec![
-                    attempt.into(),
-                    state.into(),
+                    i64::from(attempt).into(),
+                    state.as_str().into(),
                     next.into(),
                     row.msg_id.as_str().into(),
                 ],
@@ -371,7 +395,7 @@ impl Outbox<'_> {
 
     /// `POST /v1/jobs/{id}/webhook`: sends the terminal event again now, with its
     /// `webhook-id` and body and a fresh timestamp and signature.
-    pub async fn replay(&self, job: &JobState) -> EdgeResult<DeliveryView> {
+    pub async fn replay(&self, job: &JobState) -> EdgeResult<AttemptRecord> {
         if job.reply_url.is_none() {
             return Err(ApiError::conflict(
                 ErrorCode::NoReplyUrl,
@@ -388,9 +412,12 @@ impl Outbox<'_> {
         }
         let rows = self.rows(
             "SELECT msg_id, event_type, body, url, attempts, state, next_at_ms FROM outbox
-             WHERE event_type IN ('job.completed', 'job.failed', 'job.cancelled')
-             ORDER BY seq DESC LIMIT 1",
-            vec![],
+             WHERE event_type IN (?, ?, ?) ORDER BY seq DESC LIMIT 1",
+            vec![
+                EventType::Completed.as_str().into(),
+                EventType::Failed.as_str().into(),
+                EventType::Cancelled.as_str().into(),
+            ],
         )?;
         let row = rows.into_iter().next().ok_or_else(ApiError::internal)?;
         let secrets = self.secrets(job).await?;
@@ -401,16 +428,19 @@ impl Outbox<'_> {
         let delivered = sent.status.is_some_and(|s| (200..300).contains(&s));
         if delivered {
             self.sql.exec(
-                "UPDATE outbox SET state = 'delivered', next_at_ms = NULL WHERE msg_id = ?",
-                vec![row.msg_id.as_str().into()],
+                "UPDATE outbox SET state = ?, next_at_ms = NULL WHERE msg_id = ?",
+                vec![
+                    OutboxState::Delivered.as_str().into(),
+                    row.msg_id.as_str().into(),
+                ],
             )?;
         }
-        Ok(DeliveryView {
+        Ok(AttemptRecord {
             webhook_id: row.msg_id,
             event_type: row.event_type,
-            attempt: attempt as u32,
-            attempted_at: rfc3339(now_ms() - sent.latency_ms),
-            status_code: sent.status,
+            attempt,
+            at_ms: now_ms() - sent.latency_ms,
+            status: sent.status,
             latency_ms: Some(sent.latency_ms),
             error: sent.error,
             replay: true,
@@ -426,12 +456,12 @@ impl Outbox<'_> {
                 vec![],
             )?
             .into_iter()
-            .map(|r| EventView {
+            .map(|r| EventRecord {
                 webhook_id: r.msg_id,
                 event_type: r.event_type,
                 state: r.state,
-                attempts: r.attempts as u32,
-                next_attempt_at: r.next_at_ms.map(rfc3339),
+                attempts: r.attempts,
+                next_at_ms: r.next_at_ms,
             })
             .collect();
         let rows: Vec<AttemptRow> = self
@@ -444,12 +474,12 @@ impl Outbox<'_> {
             .to_array()?;
         let attempts = rows
             .into_iter()
-            .map(|r| DeliveryView {
+            .map(|r| AttemptRecord {
                 webhook_id: r.msg_id,
                 event_type: r.event_type,
-                attempt: r.attempt as u32,
-                attempted_at: rfc3339(r.at_ms),
-                status_code: r.status.map(|s| s as u16),
+                attempt: r.attempt,
+                at_ms: r.at_ms,
+                status: r.status,
                 latency_ms: r.latency_ms,
                 error: r.error,
                 replay: r.replay != 0,

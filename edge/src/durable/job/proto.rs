@@ -4,7 +4,7 @@ use kiln_shared::jobs::JobState;
 use kiln_shared::origin::{DispatchJob, EventAck, EventEnvelope};
 use serde::{Deserialize, Serialize};
 
-use super::outbox::{Deliveries, DeliveryView};
+use super::outbox::{AttemptRecord, Deliveries};
 use super::JobDo;
 use crate::message;
 
@@ -79,4 +79,4 @@ message!(JobDo, EventEnvelope => "/event", EventAck);
 message!(JobDo, Cancel => "/cancel", JobEnvelope);
 message!(JobDo, Lost => "/lost", LostAnswer);
 message!(JobDo, ListDeliveries => "/deliveries", Deliveries);
-message!(JobDo, ReplayWebhook => "/webhook/replay", DeliveryView);
+message!(JobDo, ReplayWebhook => "/webhook/replay", AttemptRecord);
