@@ -109,6 +109,22 @@ macro_rules! message {
     };
 }
 
+/// A Durable Object's `fetch` answer: its route's response, or the error in the API's
+/// shape (which [`Client::call`] reads back).
+pub fn respond(result: EdgeResult<Response>) -> worker::Result<Response> {
+    Ok(result.unwrap_or_else(EdgeError::into_response))
+}
+
+/// Creates a Durable Object's tables (`CREATE … IF NOT EXISTS`). Creation only fails
+/// on a broken runtime; it is logged, and the first query reports it to the caller.
+pub fn create_tables(sql: &worker::SqlStorage, object: &str, schema: &[&str]) {
+    for ddl in schema {
+        if let Err(e) = sql.exec(ddl, None) {
+            worker::console_error!("{object} schema: {e}");
+        }
+    }
+}
+
 /// The answer to a path no message declares (a bug in the caller).
 pub fn unknown_route(path: &str) -> EdgeError {
     ApiError::route_not_found("DO", path).into()

@@ -28,7 +28,7 @@ use worker::{
     durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State,
 };
 
-use crate::platform::error::{EdgeError, EdgeResult};
+use crate::platform::error::EdgeResult;
 use crate::platform::rpc::{self, Message};
 use proto::*;
 
@@ -80,20 +80,12 @@ fn opt(v: Option<&str>) -> SqlStorageValue {
 impl DurableObject for AccountDo {
     fn new(state: State, _env: Env) -> Self {
         let sql = state.storage().sql();
-        for ddl in SCHEMA {
-            // Table creation only fails on a broken runtime; the first query will report it.
-            if let Err(e) = sql.exec(ddl, None) {
-                worker::console_error!("account schema: {e}");
-            }
-        }
+        rpc::create_tables(&sql, "account", SCHEMA);
         Self { sql }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        Ok(self
-            .route(&mut req)
-            .await
-            .unwrap_or_else(EdgeError::into_response))
+        rpc::respond(self.route(&mut req).await)
     }
 }
 

@@ -33,7 +33,7 @@ use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
 use crate::platform::config;
-use crate::platform::error::{EdgeError, EdgeResult};
+use crate::platform::error::EdgeResult;
 use crate::platform::rpc::{self, Message};
 use proto::*;
 
@@ -117,10 +117,7 @@ impl DurableObject for DispatcherDo {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        Ok(self
-            .route(&mut req)
-            .await
-            .unwrap_or_else(EdgeError::into_response))
+        rpc::respond(self.route(&mut req).await)
     }
 
     async fn alarm(&self) -> worker::Result<Response> {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
 use crate::platform::clock::now_ms;
-use crate::platform::error::{EdgeError, EdgeResult};
+use crate::platform::error::EdgeResult;
 use crate::platform::rpc::{self, Message};
 use proto::{Claim, Claimed, Done, Finished};
 
@@ -29,20 +29,16 @@ struct ClaimRow {
 impl DurableObject for EmailDo {
     fn new(state: State, _env: Env) -> Self {
         let sql = state.storage().sql();
-        if let Err(e) = sql.exec(
-            "CREATE TABLE IF NOT EXISTS claim (account_id TEXT NOT NULL, done INTEGER NOT NULL, at_ms INTEGER NOT NULL)",
-            None,
-        ) {
-            worker::console_error!("email schema: {e}");
-        }
+        rpc::create_tables(
+            &sql,
+            "email",
+            &["CREATE TABLE IF NOT EXISTS claim (account_id TEXT NOT NULL, done INTEGER NOT NULL, at_ms INTEGER NOT NULL)"],
+        );
         Self { sql }
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        Ok(self
-            .route(&mut req)
-            .await
-            .unwrap_or_else(EdgeError::into_response))
+        rpc::respond(self.route(&mut req).await)
     }
 }
 

@@ -35,7 +35,7 @@ use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
 use crate::platform::clock::now_ms;
-use crate::platform::error::{EdgeError, EdgeResult};
+use crate::platform::error::EdgeResult;
 use crate::platform::rpc::{self, Message};
 use crate::platform::sse::Hub;
 use outbox::Outbox;
@@ -79,11 +79,8 @@ impl DurableObject for JobDo {
         let job_table = "CREATE TABLE IF NOT EXISTS job (
                 id TEXT PRIMARY KEY, state TEXT NOT NULL, settled INTEGER NOT NULL DEFAULT 0,
                 deadline_ms INTEGER NOT NULL)";
-        for ddl in std::iter::once(job_table).chain(outbox::SCHEMA.iter().copied()) {
-            if let Err(e) = sql.exec(ddl, None) {
-                worker::console_error!("job schema: {e}");
-            }
-        }
+        rpc::create_tables(&sql, "job", &[job_table]);
+        rpc::create_tables(&sql, "job outbox", outbox::SCHEMA);
         Self {
             state,
             env,
@@ -96,10 +93,7 @@ impl DurableObject for JobDo {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        Ok(self
-            .route(&mut req)
-            .await
-            .unwrap_or_else(EdgeError::into_response))
+        rpc::respond(self.route(&mut req).await)
     }
 
     async fn alarm(&self) -> worker::Result<Response> {

@@ -7,7 +7,6 @@ pub mod proto;
 
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
-use crate::platform::error::EdgeError;
 use crate::platform::rpc::{self, Message};
 use proto::{Ping, Pong};
 
@@ -20,10 +19,9 @@ impl DurableObject for ProbeDo {
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        let result = match req.path().as_str() {
+        rpc::respond(match req.path().as_str() {
             Ping::PATH => rpc::answer::<Ping>(Ok(Pong)),
             other => Err(rpc::unknown_route(other)),
-        };
-        Ok(result.unwrap_or_else(EdgeError::into_response))
+        })
     }
 }

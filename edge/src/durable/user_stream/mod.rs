@@ -8,7 +8,7 @@ pub mod proto;
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
 use crate::platform::config;
-use crate::platform::error::{EdgeError, EdgeResult};
+use crate::platform::error::EdgeResult;
 use crate::platform::rpc::{self, Message};
 use crate::platform::sse::Hub;
 use proto::{Publish, Published, Subscribe};
@@ -28,10 +28,7 @@ impl DurableObject for UserStreamDo {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        Ok(self
-            .route(&mut req)
-            .await
-            .unwrap_or_else(EdgeError::into_response))
+        rpc::respond(self.route(&mut req).await)
     }
 }
 
