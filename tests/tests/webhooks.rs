@@ -59,7 +59,7 @@ fn a_completed_job_is_delivered_once_signed_with_reply_ref_and_outputs() {
     );
     assert_eq!(r.status, 202, "{}", r.body);
     let id = r.body["job_id"].as_str().unwrap().to_owned();
-    rx.wait_for(WAIT, "job.completed", |g| {
+    wait_received(&rx, "job.completed", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     // A moment more, so a duplicate would have arrived too.
@@ -109,7 +109,7 @@ fn progress_events_come_only_when_asked() {
                 "webhook_events": ["progress"]}),
     );
     assert_eq!(r.status, 202, "{}", r.body);
-    let got = rx.wait_for(WAIT, "job.completed", |g| {
+    let got = wait_received(&rx, "job.completed", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     assert!(!of_type(&got, "job.progress").is_empty(), "{got:?}");
@@ -137,7 +137,7 @@ fn a_receiver_failing_twice_gets_the_event_on_the_third_try_with_one_webhook_id(
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let id = r.body["job_id"].as_str().unwrap().to_owned();
-    let got = rx.wait_for(WAIT, "a delivered job.completed", |g| {
+    let got = wait_received(&rx, "a delivered job.completed", |g| {
         of_type(g, "job.completed").iter().any(|r| r.status == 200)
     });
     let tries = of_type(&got, "job.completed");
@@ -195,7 +195,7 @@ fn gone_stops_retries_and_retry_after_is_respected() {
         &json!({"prompt": "later please", "replyUrl": rx.url("/ra")}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let got = rx.wait_for(WAIT, "two job.started tries", |g| {
+    let got = wait_received(&rx, "two job.started tries", |g| {
         of_type(g, "job.started").len() >= 2
     });
     let started = of_type(&got, "job.started");
@@ -213,7 +213,7 @@ fn gone_stops_retries_and_retry_after_is_respected() {
         &json!({"prompt": "unsubscribed", "replyUrl": gone.url("/gone")}),
     );
     let id = r.body["job_id"].as_str().unwrap().to_owned();
-    gone.wait_for(WAIT, "two events", |g| g.len() >= 2);
+    wait_received(&gone, "two events", |g| g.len() >= 2);
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(
         gone.received().len(),
@@ -300,7 +300,7 @@ fn replay_resends_the_terminal_event_with_its_id_and_body_and_a_fresh_signature(
         &json!({"prompt": "again", "replyUrl": rx.url("/replay"), "replyRef": "rr"}),
     );
     let id = r.body["job_id"].as_str().unwrap().to_owned();
-    let got = rx.wait_for(WAIT, "job.completed", |g| {
+    let got = wait_received(&rx, "job.completed", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     let original = of_type(&got, "job.completed")[0].clone();
@@ -314,7 +314,7 @@ fn replay_resends_the_terminal_event_with_its_id_and_body_and_a_fresh_signature(
         ),
         (Some(200), Some(true))
     );
-    let got = rx.wait_for(WAIT, "the replay", |g| {
+    let got = wait_received(&rx, "the replay", |g| {
         of_type(g, "job.completed").len() >= 2
     });
     let replayed = of_type(&got, "job.completed")[1].clone();
@@ -366,7 +366,7 @@ fn a_rotated_secret_keeps_signing_beside_the_new_one() {
         &key,
         &json!({"prompt": "two keys", "replyUrl": rx.url("/rot")}),
     );
-    let got = rx.wait_for(WAIT, "job.completed", |g| {
+    let got = wait_received(&rx, "job.completed", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     let d = of_type(&got, "job.completed")[0];
@@ -395,23 +395,18 @@ fn a_receiver_down_across_an_edge_restart_still_gets_the_event() {
     assert_eq!(r.status, 200, "{}", r.body);
     let id = r.body["job_id"].as_str().unwrap().to_owned();
     // Wait until the outbox has failed at least once, so the event is mid-retry.
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
+    poll_until("an attempt of job.completed", WAIT, || {
         let log = deliveries(&key, &id);
-        if log["data"]
+        let attempted = log["data"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|a| a["type"] == "job.completed")
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no attempt: {log}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            .any(|a| a["type"] == "job.completed");
+        attempted.then_some(()).ok_or_else(|| log.to_string())
+    });
     env().restart_edge();
     rx.reopen();
-    let got = rx.wait_for(WAIT, "job.completed after the restart", |g| {
+    let got = wait_received(&rx, "job.completed after the restart", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     let d = of_type(&got, "job.completed")[0];
@@ -441,21 +436,18 @@ fn the_bfl_style_facade_polls_to_ready_and_delivers_webhooks() {
         .split_once("/flux/")
         .map(|(_, p)| format!("/flux/{p}"))
         .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    let ready = loop {
+    let ready = poll_until("get_result to answer Ready", WAIT, || {
         let g = get(&path, &key);
         assert_eq!(g.status, 200, "{}", g.body);
         match g.body["status"].as_str().unwrap() {
-            "Ready" => break g.body,
-            "Pending" => {}
+            "Ready" => Ok(g.body),
+            "Pending" => Err(g.body.to_string()),
             other => panic!("{other}: {}", g.body),
         }
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    });
     let (status, _, png) = download(ready["result"]["sample"].as_str().unwrap());
     assert_eq!((status, png_size(&png)), (200, (1024, 768)));
-    let got = rx.wait_for(WAIT, "job.completed", |g| {
+    let got = wait_received(&rx, "job.completed", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     let d = of_type(&got, "job.completed")[0];
@@ -530,7 +522,7 @@ fn terminal_only_sends_just_the_result_for_one_shot_receivers() {
                 "replyRef": "exec-123", "webhook_events": ["terminal"]}),
     );
     assert_eq!(r.status, 202, "{}", r.body);
-    rx.wait_for(WAIT, "job.completed", |g| {
+    wait_received(&rx, "job.completed", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     std::thread::sleep(Duration::from_millis(1000));
