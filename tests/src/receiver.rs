@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One request the receiver got.
@@ -57,7 +57,6 @@ struct Shared {
     /// Scripted answers, each for the requests whose body contains the text (or all).
     script: Mutex<VecDeque<(Option<String>, Answer)>>,
     got: Mutex<Vec<Received>>,
-    arrived: Condvar,
 }
 
 pub struct Receiver {
@@ -136,37 +135,6 @@ impl Receiver {
     pub fn received(&self) -> Vec<Received> {
         self.shared.got.lock().unwrap().clone()
     }
-
-    /// Waits until `pred` holds for the requests received (bounded by `timeout`) and
-    /// returns them; panics with what arrived if it never does.
-    pub fn wait_for(
-        &self,
-        timeout: Duration,
-        what: &str,
-        pred: impl Fn(&[Received]) -> bool,
-    ) -> Vec<Received> {
-        let deadline = Instant::now() + timeout;
-        let mut got = self.shared.got.lock().unwrap();
-        loop {
-            if pred(&got) {
-                return got.clone();
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let seen: Vec<String> = got
-                    .iter()
-                    .map(|r| format!("{} {}", r.status, String::from_utf8_lossy(&r.body)))
-                    .collect();
-                panic!("the receiver never got {what}; it got: {seen:#?}");
-            }
-            got = self
-                .shared
-                .arrived
-                .wait_timeout(got, deadline - now)
-                .unwrap()
-                .0;
-        }
-    }
 }
 
 impl Drop for Receiver {
@@ -236,6 +204,5 @@ fn handle(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         at: Instant::now(),
         status: answer.status,
     });
-    shared.arrived.notify_all();
     Ok(())
 }

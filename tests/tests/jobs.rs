@@ -4,12 +4,35 @@
 
 mod common;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use common::*;
+use kiln_shared::ids::JobId;
+use kiln_shared::origin::cancel_path;
+use kiln_shared::signing::Keyring;
 use serde_json::{json, Value};
 
 /// A prompt directive of the sim engine: this job's steps take `ms` each.
 fn slow(prompt: &str, ms: u32) -> String {
     format!("{prompt} [[sim:step_ms={ms}]]")
+}
+
+/// The edge's cancel of job `id` on `origin`, signed as the edge signs it: 200 while
+/// the origin still holds an attempt of the job (it stops it), 404 once it holds none.
+/// For a job the edge already stopped there it changes nothing: it asks about it.
+fn stop_on_origin(origin: &str, id: &str) -> Reply {
+    let path = cancel_path(&JobId::parse(id).unwrap());
+    let ring = Keyring::parse(&env().edge_to_origin_keys).unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let signed = ring.sign(now as i64, "DELETE", &path, b"");
+    let mut req = client().delete(format!("{origin}{path}"));
+    for (k, v) in signed.pairs() {
+        req = req.header(k, v);
+    }
+    reply(req.send().unwrap())
 }
 
 #[test]
@@ -193,8 +216,24 @@ fn cancelling_a_running_job_stops_it_and_releases_the_hold() {
         (c["balance_usd"].clone(), c["held_usd"].clone()),
         (json!(2), json!(0))
     );
-    // The origin stopped: the job stays cancelled, nothing more is applied.
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    // The origin stopped: once it holds no attempt of the job it sends nothing more
+    // for it, and the job stays cancelled, with nothing more applied.
+    poll_until(
+        "the origin to let go of the job",
+        Duration::from_secs(60),
+        || {
+            let answers: Vec<u16> = env()
+                .origins
+                .iter()
+                .map(|o| stop_on_origin(o, &id).status)
+                .collect();
+            if answers.iter().all(|s| *s == 404) {
+                Ok(())
+            } else {
+                Err(format!("origins answered {answers:?}"))
+            }
+        },
+    );
     let job = get(&format!("/v1/jobs/{id}"), &key).body;
     assert_eq!(
         (job["status"].as_str(), job["outputs"].clone()),

@@ -261,8 +261,14 @@ fn a_killed_origin_loses_its_job_to_the_other_then_jobs_fail_with_a_refund() {
         (1_980_000, json!(0))
     );
 
-    // With every origin down, a new job is refused at once, at no cost.
-    std::thread::sleep(Duration::from_millis(500));
+    // With every origin down, a new job is refused at once, at no cost. The refusal
+    // and `/health` read the same origin status.
+    poll_until("every origin to be down", Duration::from_secs(60), || {
+        let health = get("/health", "").body;
+        let origins = health["origins"].as_array().unwrap();
+        let down = !origins.is_empty() && origins.iter().all(|o| o["status"] == "down");
+        down.then_some(()).ok_or_else(|| health.to_string())
+    });
     let r = post(
         "/v1/images/generations",
         &key,

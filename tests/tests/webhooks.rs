@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use kiln_tests::receiver::{Answer, Received, Receiver};
@@ -47,6 +47,55 @@ fn deliveries(key: &str, id: &str) -> Value {
     r.body
 }
 
+/// The delivery log of job `id` once the edge is done with its webhooks, beside every
+/// request `rx` (the job's only receiver) got. Done means the log has the job's
+/// terminal event and no event is `pending`: each was delivered, gone or gave up, so
+/// none is sent again. The receiver records a request just after answering it, so this
+/// also waits until it has recorded as many as the log has attempts; then the two
+/// must agree, and a request the log does not show (a duplicate) fails the test.
+fn settled(key: &str, id: &str, rx: &Receiver) -> (Value, Vec<Received>) {
+    let log = poll_until("the job's webhooks to settle", WAIT, || {
+        let log = deliveries(key, id);
+        let events = log["events"].as_array().unwrap();
+        let terminal = events.iter().any(|e| {
+            ["job.completed", "job.failed", "job.cancelled"].contains(&e["type"].as_str().unwrap())
+        });
+        let attempts = log["data"].as_array().unwrap().len();
+        if terminal
+            && events.iter().all(|e| e["state"] != "pending")
+            && rx.received().len() >= attempts
+        {
+            Ok(log)
+        } else {
+            Err(log.to_string())
+        }
+    });
+    let got = rx.received();
+    assert_eq!(
+        got.len(),
+        log["data"].as_array().unwrap().len(),
+        "the receiver got requests the delivery log does not show: {got:?}\n{log}"
+    );
+    (log, got)
+}
+
+/// Each event of a settled log: (type, state, attempts, next attempt).
+fn events_of(log: &Value) -> Vec<(String, String, u64, Value)> {
+    log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["state"].as_str().unwrap().to_owned(),
+                e["attempts"].as_u64().unwrap(),
+                e["next_attempt_at"].clone(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn a_completed_job_is_delivered_once_signed_with_reply_ref_and_outputs() {
     let _edge = shared_edge();
@@ -59,12 +108,9 @@ fn a_completed_job_is_delivered_once_signed_with_reply_ref_and_outputs() {
     );
     assert_eq!(r.status, 202, "{}", r.body);
     let id = r.body["job_id"].as_str().unwrap().to_owned();
-    rx.wait_for(WAIT, "job.completed", |g| {
-        !of_type(g, "job.completed").is_empty()
-    });
-    // A moment more, so a duplicate would have arrived too.
-    std::thread::sleep(Duration::from_millis(1500));
-    let got = rx.received();
+    // Once the log has every event final, nothing more is sent: a duplicate would be
+    // an extra attempt in the log, or a request to the receiver the log does not show.
+    let (log, got) = settled(&key, &id, &rx);
     let done = of_type(&got, "job.completed");
     assert_eq!(done.len(), 1, "delivered more than once: {got:?}");
     let done = done[0];
@@ -86,8 +132,7 @@ fn a_completed_job_is_delivered_once_signed_with_reply_ref_and_outputs() {
     assert!(started[0].at <= done.at);
     assert_ne!(started[0].header("webhook-id"), done.header("webhook-id"));
     assert!(of_type(&got, "job.progress").is_empty());
-    // The delivery log agrees.
-    let log = deliveries(&key, &id);
+    // The delivery log agrees: each event delivered at its first attempt.
     let states: Vec<&str> = log["events"]
         .as_array()
         .unwrap()
@@ -95,6 +140,8 @@ fn a_completed_job_is_delivered_once_signed_with_reply_ref_and_outputs() {
         .map(|e| e["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["delivered", "delivered"], "{log}");
+    assert!(events_of(&log).iter().all(|e| e.2 == 1), "{log}");
+    assert_eq!(got.len(), 2, "{got:?}");
 }
 
 #[test]
@@ -109,7 +156,7 @@ fn progress_events_come_only_when_asked() {
                 "webhook_events": ["progress"]}),
     );
     assert_eq!(r.status, 202, "{}", r.body);
-    let got = rx.wait_for(WAIT, "job.completed", |g| {
+    let got = wait_received(&rx, "job.completed", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     assert!(!of_type(&got, "job.progress").is_empty(), "{got:?}");
@@ -137,7 +184,7 @@ fn a_receiver_failing_twice_gets_the_event_on_the_third_try_with_one_webhook_id(
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let id = r.body["job_id"].as_str().unwrap().to_owned();
-    let got = rx.wait_for(WAIT, "a delivered job.completed", |g| {
+    let got = wait_received(&rx, "a delivered job.completed", |g| {
         of_type(g, "job.completed").iter().any(|r| r.status == 200)
     });
     let tries = of_type(&got, "job.completed");
@@ -195,7 +242,7 @@ fn gone_stops_retries_and_retry_after_is_respected() {
         &json!({"prompt": "later please", "replyUrl": rx.url("/ra")}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let got = rx.wait_for(WAIT, "two job.started tries", |g| {
+    let got = wait_received(&rx, "two job.started tries", |g| {
         of_type(g, "job.started").len() >= 2
     });
     let started = of_type(&got, "job.started");
@@ -213,15 +260,11 @@ fn gone_stops_retries_and_retry_after_is_respected() {
         &json!({"prompt": "unsubscribed", "replyUrl": gone.url("/gone")}),
     );
     let id = r.body["job_id"].as_str().unwrap().to_owned();
-    gone.wait_for(WAIT, "two events", |g| g.len() >= 2);
-    std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(
-        gone.received().len(),
-        2,
-        "retried after 410: {:?}",
-        gone.received()
-    );
-    let log = deliveries(&key, &id);
+    wait_received(&gone, "two events", |g| g.len() >= 2);
+    // Both events are final in the log: `gone` after one attempt, no retry scheduled,
+    // and the receiver got exactly the attempts the log shows.
+    let (log, got) = settled(&key, &id, &gone);
+    assert_eq!(got.len(), 2, "retried after 410: {got:?}");
     assert!(
         log["events"]
             .as_array()
@@ -229,6 +272,12 @@ fn gone_stops_retries_and_retry_after_is_respected() {
             .iter()
             .all(|e| e["state"] == "gone"),
         "{log}"
+    );
+    assert!(
+        events_of(&log)
+            .iter()
+            .all(|e| (e.2, &e.3) == (1, &Value::Null)),
+        "retried after 410: {log}"
     );
 }
 
@@ -300,11 +349,24 @@ fn replay_resends_the_terminal_event_with_its_id_and_body_and_a_fresh_signature(
         &json!({"prompt": "again", "replyUrl": rx.url("/replay"), "replyRef": "rr"}),
     );
     let id = r.body["job_id"].as_str().unwrap().to_owned();
-    let got = rx.wait_for(WAIT, "job.completed", |g| {
+    let got = wait_received(&rx, "job.completed", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     let original = of_type(&got, "job.completed")[0].clone();
-    std::thread::sleep(Duration::from_millis(1100));
+    // `webhook-timestamp` is in whole seconds: let the clock pass the original's second,
+    // so the replay's must be later.
+    let signed_at: u64 = original.header("webhook-timestamp").parse().unwrap();
+    poll_until("the clock to pass the original's second", WAIT, || {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        if now > signed_at {
+            Ok(())
+        } else {
+            Err(format!("now {now}, signed at {signed_at}"))
+        }
+    });
     let rep = post(&format!("/v1/jobs/{id}/webhook"), &key, &json!({}));
     assert_eq!(rep.status, 200, "{}", rep.body);
     assert_eq!(
@@ -314,7 +376,7 @@ fn replay_resends_the_terminal_event_with_its_id_and_body_and_a_fresh_signature(
         ),
         (Some(200), Some(true))
     );
-    let got = rx.wait_for(WAIT, "the replay", |g| {
+    let got = wait_received(&rx, "the replay", |g| {
         of_type(g, "job.completed").len() >= 2
     });
     let replayed = of_type(&got, "job.completed")[1].clone();
@@ -366,7 +428,7 @@ fn a_rotated_secret_keeps_signing_beside_the_new_one() {
         &key,
         &json!({"prompt": "two keys", "replyUrl": rx.url("/rot")}),
     );
-    let got = rx.wait_for(WAIT, "job.completed", |g| {
+    let got = wait_received(&rx, "job.completed", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     let d = of_type(&got, "job.completed")[0];
@@ -395,23 +457,18 @@ fn a_receiver_down_across_an_edge_restart_still_gets_the_event() {
     assert_eq!(r.status, 200, "{}", r.body);
     let id = r.body["job_id"].as_str().unwrap().to_owned();
     // Wait until the outbox has failed at least once, so the event is mid-retry.
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
+    poll_until("an attempt of job.completed", WAIT, || {
         let log = deliveries(&key, &id);
-        if log["data"]
+        let attempted = log["data"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|a| a["type"] == "job.completed")
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no attempt: {log}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            .any(|a| a["type"] == "job.completed");
+        attempted.then_some(()).ok_or_else(|| log.to_string())
+    });
     env().restart_edge();
     rx.reopen();
-    let got = rx.wait_for(WAIT, "job.completed after the restart", |g| {
+    let got = wait_received(&rx, "job.completed after the restart", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     let d = of_type(&got, "job.completed")[0];
@@ -441,21 +498,18 @@ fn the_bfl_style_facade_polls_to_ready_and_delivers_webhooks() {
         .split_once("/flux/")
         .map(|(_, p)| format!("/flux/{p}"))
         .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    let ready = loop {
+    let ready = poll_until("get_result to answer Ready", WAIT, || {
         let g = get(&path, &key);
         assert_eq!(g.status, 200, "{}", g.body);
         match g.body["status"].as_str().unwrap() {
-            "Ready" => break g.body,
-            "Pending" => {}
+            "Ready" => Ok(g.body),
+            "Pending" => Err(g.body.to_string()),
             other => panic!("{other}: {}", g.body),
         }
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    });
     let (status, _, png) = download(ready["result"]["sample"].as_str().unwrap());
     assert_eq!((status, png_size(&png)), (200, (1024, 768)));
-    let got = rx.wait_for(WAIT, "job.completed", |g| {
+    let got = wait_received(&rx, "job.completed", |g| {
         !of_type(g, "job.completed").is_empty()
     });
     let d = of_type(&got, "job.completed")[0];
@@ -530,14 +584,18 @@ fn terminal_only_sends_just_the_result_for_one_shot_receivers() {
                 "replyRef": "exec-123", "webhook_events": ["terminal"]}),
     );
     assert_eq!(r.status, 202, "{}", r.body);
-    rx.wait_for(WAIT, "job.completed", |g| {
-        !of_type(g, "job.completed").is_empty()
-    });
-    std::thread::sleep(Duration::from_millis(1000));
-    let got = rx.received();
+    let id = r.body["job_id"].as_str().unwrap().to_owned();
+    // The log, once final, has the one event and its one attempt; the receiver got
+    // exactly what the log shows.
+    let (log, got) = settled(&key, &id, &rx);
     let types: Vec<String> = got
         .iter()
         .map(|r| r.json()["type"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(types, ["job.completed"]);
+    assert_eq!(
+        events_of(&log),
+        [("job.completed".into(), "delivered".into(), 1, Value::Null)],
+        "{log}"
+    );
 }

@@ -11,6 +11,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kiln_tests::build;
+use kiln_tests::receiver::{Received, Receiver};
 use kiln_tests::stack::{Stack, StackConfig};
 use reqwest::blocking::{Client, Response};
 use serde_json::{json, Value};
@@ -218,22 +219,35 @@ pub fn credits(key: &str) -> Value {
     r.body
 }
 
+/// The harness's one polling loop: calls `look` until it answers `Ok`, and returns
+/// that. `look` answers `Err` with what it saw instead, which the panic shows when
+/// `timeout` passes first. The timeout only bounds the wait; nothing asserts how long
+/// it took (the machine is shared and noisy).
+pub fn poll_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut look: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match look() {
+            Ok(done) => return done,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("waited {timeout:?} for {what}; last seen: {seen}")
+            }
+            Err(_) => std::thread::sleep(POLL_EVERY),
+        }
+    }
+}
+
+/// How often [`poll_until`] looks again.
+const POLL_EVERY: Duration = Duration::from_millis(50);
+
 /// Polls a job until it reaches a terminal status (bounded; not a timing assertion).
 pub fn wait_terminal(key: &str, job_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let r = get(&format!("/v1/jobs/{job_id}"), key);
-        assert_eq!(r.status, 200, "{}", r.body);
-        if ["completed", "failed", "cancelled"].contains(&r.body["status"].as_str().unwrap_or("")) {
-            return r.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {job_id} did not finish: {}",
-            r.body
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_job(key, job_id, "to finish", Duration::from_secs(120), |j| {
+        ["completed", "failed", "cancelled"].contains(&j["status"].as_str().unwrap_or(""))
+    })
 }
 
 /// Downloads a URL's bytes and content type.
@@ -365,20 +379,51 @@ pub fn submit_async(key: &str, body: &Value) -> String {
 
 /// Polls a job until `pred` holds for it (bounded), and returns it.
 pub fn wait_for(key: &str, job_id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    wait_job(key, job_id, what, Duration::from_secs(60), pred)
+}
+
+fn wait_job(
+    key: &str,
+    job_id: &str,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    poll_until(&format!("job {job_id}: {what}"), timeout, || {
         let r = get(&format!("/v1/jobs/{job_id}"), key);
         assert_eq!(r.status, 200, "{}", r.body);
         if pred(&r.body) {
-            return r.body;
+            Ok(r.body)
+        } else {
+            Err(r.body.to_string())
         }
-        assert!(
-            Instant::now() < deadline,
-            "job {job_id} never {what}: {}",
-            r.body
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
+}
+
+/// Polls a webhook receiver until `pred` holds for what it got (bounded), and returns
+/// every request it got.
+pub fn wait_received(
+    rx: &Receiver,
+    what: &str,
+    pred: impl Fn(&[Received]) -> bool,
+) -> Vec<Received> {
+    poll_until(
+        &format!("the receiver to get {what}"),
+        Duration::from_secs(60),
+        || {
+            let got = rx.received();
+            if pred(&got) {
+                Ok(got)
+            } else {
+                Err(format!(
+                    "{:#?}",
+                    got.iter()
+                        .map(|r| format!("{} {}", r.status, String::from_utf8_lossy(&r.body)))
+                        .collect::<Vec<_>>()
+                ))
+            }
+        },
+    )
 }
 
 /// The µ$ value of a `*_usd` JSON number, exactly (no float arithmetic in asserts).
