@@ -89,6 +89,7 @@ pub fn env_with(config: fn(PathBuf) -> StackConfig) -> &'static Env {
         );
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            remove_stale_stack_dirs();
             let dir = build::target_dir().join(format!("e2e-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             match Stack::start(config(dir.clone())) {
@@ -150,6 +151,27 @@ pub fn env_with(config: fn(PathBuf) -> StackConfig) -> &'static Env {
             .expect("stack thread")
             .unwrap_or_else(|e| panic!("starting the stack: {e}"))
     })
+}
+
+/// Each test binary keeps its stack's state in `target/e2e-<pid>` (logs to read after a
+/// failure) and cannot remove it as it exits; the next run removes the folders of
+/// processes that are gone.
+fn remove_stale_stack_dirs() {
+    let Ok(entries) = std::fs::read_dir(build::target_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("e2e-")) else {
+            continue;
+        };
+        let alive = pid.parse::<u32>().is_ok_and(|p| {
+            p == std::process::id() || std::path::Path::new(&format!("/proc/{p}")).exists()
+        });
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 pub fn client() -> Client {
