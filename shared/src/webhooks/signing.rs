@@ -35,9 +35,6 @@ const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// Crockford base32, lowercase: unambiguous (no i, l, o, u), URL- and header-safe.
-const BASE32: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-
 /// Why signing or verifying failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookError {
@@ -80,22 +77,12 @@ pub fn new_secret(random: [u8; 32]) -> String {
 /// A new message id from 16 random bytes: `msg_` + 26 lowercase Crockford base32 chars
 /// (the 128 bits, most significant first, then two zero bits). A valid header value.
 pub fn new_message_id(random: [u8; 16]) -> String {
-    let mut out = String::with_capacity(MESSAGE_ID_PREFIX.len() + 26);
-    out.push_str(MESSAGE_ID_PREFIX);
-    let (mut acc, mut bits) = (0u16, 0u32);
-    for b in random {
-        acc = (acc << 8) | u16::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(BASE32[usize::from((acc >> bits) & 31)] as char);
-        }
-        acc &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(BASE32[usize::from((acc << (5 - bits)) & 31)] as char);
-    }
-    out
+    // 26 chars hold 130 bits: the 128 random ones shifted up past the two padding bits.
+    let bits = u128::from_be_bytes(random);
+    let mut padded = [0u8; 17];
+    padded[0] = (bits >> 126) as u8;
+    padded[1..].copy_from_slice(&(bits << 2).to_be_bytes());
+    format!("{MESSAGE_ID_PREFIX}{}", crate::ids::base32(&padded, 26))
 }
 
 /// Decodes a secret to its HMAC key. The `whsec_` prefix is optional (as in the
