@@ -2,6 +2,9 @@
 //! `WEBHOOK_RETRY_SCHEDULE_MS` override), its ±10 % jitter, the `Retry-After` floor, and
 //! what an attempt's HTTP status means ([`outcome`]).
 
+use std::borrow::Cow;
+use std::time::UNIX_EPOCH;
+
 /// Seconds to wait after the 1st, 2nd, … failed attempt: 5 s, 5 min, 30 min, 2 h, 5 h,
 /// 10 h, 14 h, 20 h, 24 h. Ten attempts in all; after the tenth fails, give up.
 pub const RETRY_SCHEDULE_SECS: [u64; 9] = [
@@ -86,10 +89,17 @@ pub fn next_delay_ms(
 }
 
 /// Parses a `Retry-After` value into milliseconds from `now_ms`: either delta-seconds
-/// (`"120"`; absurdly large values saturate) or an IMF-fixdate HTTP-date
-/// (`"Wed, 21 Oct 2015 07:28:00 GMT"`, exactly that form, case-sensitive as RFC 9110
-/// says; a date in the past gives 0). Anything else — including the obsolete RFC 850 and
-/// asctime date forms — is `None`, and the caller keeps to the schedule.
+/// (`"120"`; absurdly large values saturate) or an HTTP-date in any of the three forms
+/// RFC 9110 (section 5.6.7) says recipients must accept, read by the `httpdate` crate:
+///
+/// - IMF-fixdate, `"Wed, 21 Oct 2015 07:28:00 GMT"`;
+/// - the obsolete RFC 850 form, `"Wednesday, 21-Oct-15 07:28:00 GMT"` (two-digit years
+///   below 70 are 20xx);
+/// - the obsolete asctime form, `"Wed Oct 21 07:28:00 2015"`.
+///
+/// Names are case-sensitive, the day name must be the date's, the year 1970–9999, and a
+/// leap second (`23:59:60`) is read as the second after `23:59:59`. A date in the past
+/// gives 0. Anything else is `None`, and the caller keeps to the schedule.
 pub fn parse_retry_after(value: &str, now_ms: i64) -> Option<u64> {
     let value = value.trim();
     if value.is_empty() {
@@ -99,69 +109,22 @@ pub fn parse_retry_after(value: &str, now_ms: i64) -> Option<u64> {
         let secs = value.parse::<u64>().unwrap_or(u64::MAX);
         return Some(secs.saturating_mul(1000));
     }
-    let at_secs = parse_imf_fixdate(value)?;
-    let delta = i128::from(at_secs) * 1000 - i128::from(now_ms);
+    let delta = i128::from(http_date_ms(value)?) - i128::from(now_ms);
     Some(u64::try_from(delta.max(0)).unwrap_or(u64::MAX))
 }
 
-/// `Sun, 06 Nov 1994 08:49:37 GMT` → Unix seconds. The day name must be one of the
-/// seven but is not checked against the date (RFC 9110 lets recipients ignore it).
-fn parse_imf_fixdate(s: &str) -> Option<i64> {
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let b = s.as_bytes();
-    // "Sun, 06 Nov 1994 08:49:37 GMT" is exactly 29 bytes with fixed separators.
-    if b.len() != 29
-        || &b[3..5] != b", "
-        || b[7] != b' '
-        || b[11] != b' '
-        || b[16] != b' '
-        || b[19] != b':'
-        || b[22] != b':'
-        || &b[25..] != b" GMT"
-    {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        let digits = &b[range];
-        digits
-            .iter()
-            .all(u8::is_ascii_digit)
-            .then(|| digits.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+/// An HTTP-date as Unix milliseconds. `httpdate` refuses second 60, which RFC 9110
+/// allows for a leap second, so such a date is read as the second before it, plus one.
+fn http_date_ms(value: &str) -> Option<i64> {
+    // In all three forms the seconds are the only field followed by a space.
+    let (date, leap_ms) = if value.contains(":60 ") {
+        (Cow::Owned(value.replacen(":60 ", ":59 ", 1)), 1000)
+    } else {
+        (Cow::Borrowed(value), 0)
     };
-    if !DAYS.contains(&&s[0..3]) {
-        return None;
-    }
-    let day = num(5..7)?;
-    let month = MONTHS.iter().position(|m| *m == &s[8..11])? as u32 + 1;
-    let year = num(12..16)?;
-    let (hh, mm, ss) = (num(17..19)?, num(20..22)?, num(23..25)?);
-    if day < 1 || day > i64::from(days_in_month(year, month)) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    Some(days_from_civil(year, month, day as u32) * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Howard Hinnant's days-from-civil (proleptic Gregorian): days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at = httpdate::parse_http_date(&date).ok()?;
+    let ms = at.duration_since(UNIX_EPOCH).ok()?.as_millis();
+    Some(i64::try_from(ms).ok()? + leap_ms)
 }
 
 /// What a delivery attempt's HTTP status means.

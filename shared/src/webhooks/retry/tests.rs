@@ -93,7 +93,7 @@ fn delays_follow_the_schedule_with_bounded_jitter() {
 fn retry_after_values() {
     // Wed, 21 Oct 2015 07:28:00 GMT
     let at_ms: i64 = 1_445_412_480_000;
-    let cases: [(&str, i64, Option<u64>); 24] = [
+    let cases: [(&str, i64, Option<u64>); 30] = [
         ("120", 0, Some(120_000)),
         ("0", 0, Some(0)),
         (" 5 ", 0, Some(5000)),
@@ -124,8 +124,33 @@ fn retry_after_values() {
         ("Wed, 21 Foo 2015 07:28:00 GMT", 0, None),
         ("Wed, 21 Oct 2015 24:00:00 GMT", 0, None),
         ("Wed, 21 Oct 2015 07:28:00 UTC", 0, None),
-        ("Wednesday, 21-Oct-15 07:28:00 GMT", 0, None),
-        ("Wed Oct 21 07:28:00 2015", 0, None),
+        // The obsolete forms RFC 9110 makes recipients accept: RFC 850 and asctime.
+        (
+            "Wednesday, 21-Oct-15 07:28:00 GMT",
+            at_ms - 60_000,
+            Some(60_000),
+        ),
+        ("Wed Oct 21 07:28:00 2015", at_ms - 60_000, Some(60_000)),
+        (
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            784_111_777_000 - 2_000,
+            Some(2_000),
+        ),
+        (
+            "Sun Nov  6 08:49:37 1994",
+            784_111_777_000 - 2_000,
+            Some(2_000),
+        ),
+        ("Thu Feb 29 23:59:60 2024", 1_709_251_200_000, Some(0)),
+        // RFC 850's two-digit years below 70 are 20xx.
+        (
+            "Tuesday, 31-Dec-69 23:59:59 GMT",
+            3_155_759_999_000 - 1_000,
+            Some(1_000),
+        ),
+        // The day name must be the date's; dates before 1970 are not read.
+        ("Thu, 21 Oct 2015 07:28:00 GMT", 0, None),
+        ("Wed, 31 Dec 1969 23:59:59 GMT", 0, None),
     ];
     for (value, now, want) in cases {
         assert_eq!(parse_retry_after(value, now), want, "{value:?} at {now}");
@@ -143,25 +168,31 @@ fn retry_after_values() {
         "Wed, 21 Oct 2015 07:28:00 gmt",
         "Wed, 2a Oct 2015 07:28:00 GMT",
         "Wed, 21 Oct 2015 07:28:00 GMTX",
+        "Wednesday, 21-Oct-2015 07:28:00 GMT",
+        "wednesday, 21-Oct-15 07:28:00 GMT",
+        "Wed, 21-Oct-15 07:28:00 GMT",
+        "Wednesday, 21-Oct-15 07:28:00 UTC",
+        "Wed Oct 21 07:28:00 15",
+        "Wed Oct 21 07:28:00 2015 GMT",
+        "Wed Oct 32 07:28:00 2015",
+        "Wed, 21 Oct 2015 07:28:00 GMT, Thu, 22 Oct 2015 07:28:00 GMT",
+        "Mié, 21 Oct 2015 07:28:00 GMT",
     ] {
         assert_eq!(parse_retry_after(bad, 0), None, "{bad:?}");
     }
 }
 
 #[test]
-fn days_from_civil_agrees_with_time_rfc3339() {
-    for (y, m, d) in [
-        (1970, 1, 1),
-        (2000, 2, 29),
-        (1969, 12, 31),
-        (2026, 4, 3),
-        (2100, 3, 1),
+fn http_dates_agree_with_time_rfc3339() {
+    for (date, want) in [
+        ("Thu, 01 Jan 1970 00:00:00 GMT", "1970-01-01T00:00:00Z"),
+        ("Tue, 29 Feb 2000 00:00:00 GMT", "2000-02-29T00:00:00Z"),
+        ("Fri, 03 Apr 2026 00:00:00 GMT", "2026-04-03T00:00:00Z"),
+        ("Mon, 01 Mar 2100 00:00:00 GMT", "2100-03-01T00:00:00Z"),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", "9999-12-31T23:59:59Z"),
     ] {
-        let ms = days_from_civil(y, m, d) * 86_400_000;
-        assert_eq!(
-            crate::time::rfc3339(ms),
-            format!("{y:04}-{m:02}-{d:02}T00:00:00Z")
-        );
+        let ms = parse_retry_after(date, 0).unwrap();
+        assert_eq!(crate::time::rfc3339(ms as i64), want);
     }
 }
 
@@ -185,5 +216,58 @@ fn outcomes() {
     ];
     for (status, want) in cases {
         assert_eq!(outcome(status), want, "{status}");
+    }
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Unix seconds as an IMF-fixdate, an RFC 850 date and an asctime date, from
+    /// `time::rfc3339` (the crate's own calendar) and 1970-01-01 being a Thursday.
+    fn http_dates(secs: i64) -> [String; 3] {
+        const DAYS: [&str; 7] = [
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+        ];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let civil = crate::time::rfc3339(secs * 1000);
+        let (y, m, d, hms) = (&civil[0..4], &civil[5..7], &civil[8..10], &civil[11..19]);
+        let day = DAYS[secs.div_euclid(86_400).rem_euclid(7) as usize];
+        let month = MONTHS[m.parse::<usize>().unwrap() - 1];
+        let d_space = format!("{:>2}", d.trim_start_matches('0'));
+        [
+            format!("{}, {d} {month} {y} {hms} GMT", &day[..3]),
+            format!("{day}, {d}-{month}-{} {hms} GMT", &y[2..]),
+            format!("{} {month} {d_space} {hms} {y}", &day[..3]),
+        ]
+    }
+
+    proptest! {
+        /// A receiver's header is untrusted: any text gives a delay or `None`, no panic.
+        #[test]
+        fn any_text_is_a_delay_or_none(value in any::<String>(), now_ms in any::<i64>()) {
+            let _ = parse_retry_after(&value, now_ms);
+        }
+
+        /// Every second from 1970 to 9999 reads back, in each form (RFC 850 only where
+        /// its two-digit year means that year: 1970–2069).
+        #[test]
+        fn http_dates_read_back(secs in 0i64..253_402_300_800) {
+            let [imf, rfc850, asctime] = http_dates(secs);
+            let want = Some(secs as u64 * 1000);
+            prop_assert_eq!(parse_retry_after(&imf, 0), want, "{}", imf);
+            prop_assert_eq!(parse_retry_after(&asctime, 0), want, "{}", asctime);
+            if secs < 3_155_760_000 {
+                prop_assert_eq!(parse_retry_after(&rfc850, 0), want, "{}", rfc850);
+            }
+        }
     }
 }
