@@ -4,6 +4,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ipnet::{IpNet, Ipv4Net};
+
 /// Hosts allowed despite the SSRF rules, for local development and tests: config
 /// `WEBHOOK_ALLOW_HOSTS`. Empty by default (production).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -11,7 +13,7 @@ pub struct AllowList {
     /// Exact hostnames, lowercase, without a trailing dot.
     hosts: Vec<String>,
     /// Networks, host bits cleared; a bare IP is a /32 or /128.
-    nets: Vec<(IpAddr, u8)>,
+    nets: Vec<IpNet>,
 }
 
 impl AllowList {
@@ -42,12 +44,11 @@ impl AllowList {
                 .and_then(|a| a.strip_suffix(']'))
                 .unwrap_or(addr);
             if let Ok(ip) = bare.parse::<IpAddr>() {
-                let width = if ip.is_ipv4() { 32 } else { 128 };
-                let prefix = prefix.unwrap_or(width);
-                if prefix > width {
-                    return Err(bad());
-                }
-                list.nets.push((mask(ip, prefix), prefix));
+                let net = match prefix {
+                    Some(prefix) => IpNet::new(ip, prefix).map_err(|_| bad())?,
+                    None => IpNet::from(ip),
+                };
+                list.nets.push(net.trunc());
             } else if prefix.is_none()
                 && is_hostname(addr)
                 && inet_aton(addr.trim_end_matches('.')).is_none()
@@ -71,27 +72,10 @@ impl AllowList {
     }
 
     fn allows_ip(&self, ip: IpAddr) -> bool {
-        let in_net = |ip: IpAddr| {
-            self.nets
-                .iter()
-                .any(|&(net, prefix)| net.is_ipv4() == ip.is_ipv4() && mask(ip, prefix) == net)
-        };
+        let in_net = |ip: IpAddr| self.nets.iter().any(|net| net.contains(&ip));
         // An IPv4-mapped IPv6 address is also allowed by its IPv4 entry.
         in_net(ip)
             || matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| in_net(v4.into())))
-    }
-}
-
-fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let m = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & m))
-        }
-        IpAddr::V6(v6) => {
-            let m = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & m))
-        }
     }
 }
 
@@ -252,50 +236,61 @@ fn ip_refusal(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn v4_refusal(ip: Ipv4Addr) -> Option<&'static str> {
-    const NETS: [([u8; 4], u8, &str); 15] = [
-        ([0, 0, 0, 0], 8, "a \"this network\" address (0.0.0.0/8)"),
-        ([10, 0, 0, 0], 8, "a private address (10.0.0.0/8)"),
+    /// `a.b.c.d/prefix`, checked when the table is compiled.
+    const fn net([a, b, c, d]: [u8; 4], prefix: u8) -> Ipv4Net {
+        Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), prefix)
+    }
+    // The broadcast address comes before 240.0.0.0/4, which holds it, for its own name.
+    const NETS: [(Ipv4Net, &str); 15] = [
         (
-            [100, 64, 0, 0],
-            10,
+            net([0, 0, 0, 0], 8),
+            "a \"this network\" address (0.0.0.0/8)",
+        ),
+        (net([10, 0, 0, 0], 8), "a private address (10.0.0.0/8)"),
+        (
+            net([100, 64, 0, 0], 10),
             "a carrier-grade NAT address (100.64.0.0/10)",
         ),
-        ([127, 0, 0, 0], 8, "a loopback address (127.0.0.0/8)"),
+        (net([127, 0, 0, 0], 8), "a loopback address (127.0.0.0/8)"),
         (
-            [169, 254, 0, 0],
-            16,
+            net([169, 254, 0, 0], 16),
             "a link-local address (169.254.0.0/16, incl. cloud metadata)",
         ),
-        ([172, 16, 0, 0], 12, "a private address (172.16.0.0/12)"),
         (
-            [192, 0, 0, 0],
-            24,
+            net([172, 16, 0, 0], 12),
+            "a private address (172.16.0.0/12)",
+        ),
+        (
+            net([192, 0, 0, 0], 24),
             "an IETF protocol address (192.0.0.0/24)",
         ),
-        ([192, 0, 2, 0], 24, "a documentation address (192.0.2.0/24)"),
-        ([192, 168, 0, 0], 16, "a private address (192.168.0.0/16)"),
         (
-            [198, 18, 0, 0],
-            15,
+            net([192, 0, 2, 0], 24),
+            "a documentation address (192.0.2.0/24)",
+        ),
+        (
+            net([192, 168, 0, 0], 16),
+            "a private address (192.168.0.0/16)",
+        ),
+        (
+            net([198, 18, 0, 0], 15),
             "a benchmarking address (198.18.0.0/15)",
         ),
         (
-            [198, 51, 100, 0],
-            24,
+            net([198, 51, 100, 0], 24),
             "a documentation address (198.51.100.0/24)",
         ),
         (
-            [203, 0, 113, 0],
-            24,
+            net([203, 0, 113, 0], 24),
             "a documentation address (203.0.113.0/24)",
         ),
-        ([224, 0, 0, 0], 4, "a multicast address (224.0.0.0/4)"),
-        ([255, 255, 255, 255], 32, "the broadcast address"),
-        ([240, 0, 0, 0], 4, "a reserved address (240.0.0.0/4)"),
+        (net([224, 0, 0, 0], 4), "a multicast address (224.0.0.0/4)"),
+        (net([255, 255, 255, 255], 32), "the broadcast address"),
+        (net([240, 0, 0, 0], 4), "a reserved address (240.0.0.0/4)"),
     ];
     NETS.iter()
-        .find(|(net, prefix, _)| mask(ip.into(), *prefix) == IpAddr::V4(Ipv4Addr::from(*net)))
-        .map(|(_, _, why)| *why)
+        .find(|(net, _)| net.contains(&ip))
+        .map(|(_, why)| *why)
 }
 
 fn v6_refusal(ip: Ipv6Addr) -> Option<&'static str> {
