@@ -5,13 +5,15 @@
 use kiln_shared::images::ImageParams;
 use sha2::{Digest, Sha256};
 
+use super::rng::SplitMix64;
+
 /// Renders the image for `params` as PNG bytes: a four-colour gradient, soft diagonal
 /// bands and a few soft discs, all drawn from a seed derived from every parameter.
 pub fn render_png(params: &ImageParams) -> Result<Vec<u8>, png::EncodingError> {
     let rgb = render_rgb(
         params.width,
         params.height,
-        &mut SplitMix64(seed_of(params)),
+        &mut SplitMix64::new(seed_of(params)),
     );
     let mut out = Vec::with_capacity(rgb.len() / 4);
     let mut encoder = png::Encoder::new(&mut out, params.width, params.height);
@@ -42,30 +44,9 @@ fn seed_of(params: &ImageParams) -> u64 {
     )
 }
 
-/// SplitMix64: tiny, fast and well distributed; plenty for picking colours.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform-enough in `lo..=hi` for drawing.
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
-
-    fn colour(&mut self) -> [i64; 3] {
-        [
-            self.range(20, 235),
-            self.range(20, 235),
-            self.range(20, 235),
-        ]
-    }
+/// A colour channel triple, bright and dark extremes avoided.
+fn colour(rng: &mut SplitMix64) -> [i64; 3] {
+    [rng.range(20, 235), rng.range(20, 235), rng.range(20, 235)]
 }
 
 const DISCS_MIN: i64 = 4;
@@ -75,7 +56,7 @@ const DISCS_MAX: i64 = 8;
 /// 2048×2048 image renders quickly even without optimizations.
 fn render_rgb(width: u32, height: u32, rng: &mut SplitMix64) -> Vec<u8> {
     let (w, h) = (width as i64, height as i64);
-    let corners = [rng.colour(), rng.colour(), rng.colour(), rng.colour()];
+    let corners = [colour(rng), colour(rng), colour(rng), colour(rng)];
     // Diagonal bands: the phase advances by (band_dx, band_dy) per pixel in 1/256ths.
     let band_dx = rng.range(40, 400);
     let band_dy = rng.range(-400, 400);
@@ -106,9 +87,9 @@ fn render_rgb(width: u32, height: u32, rng: &mut SplitMix64) -> Vec<u8> {
     for _ in 0..rng.range(DISCS_MIN, DISCS_MAX) {
         let r = rng.range(w.min(h) / 16, w.min(h) / 5);
         let (cx, cy) = (rng.range(0, w - 1), rng.range(0, h - 1));
-        let colour = rng.colour();
+        let tint = colour(rng);
         let strength = rng.range(120, 230);
-        draw_soft_disc(&mut rgb, (w, h), (cx, cy, r), colour, strength);
+        draw_soft_disc(&mut rgb, (w, h), (cx, cy, r), tint, strength);
     }
     rgb
 }
@@ -210,7 +191,7 @@ pub(super) mod tests {
     #[test]
     fn images_are_not_flat() {
         let p = params("variety", 1, 512, 512);
-        let rgb = render_rgb(p.width, p.height, &mut SplitMix64(seed_of(&p)));
+        let rgb = render_rgb(p.width, p.height, &mut SplitMix64::new(seed_of(&p)));
         let distinct: HashSet<&[u8]> = rgb.chunks_exact(3).collect();
         assert!(distinct.len() > 1000, "{} colours", distinct.len());
     }

@@ -14,7 +14,8 @@
 //! - this file — the engine: stages, pacing, model loads, test triggers, and the outputs
 //!   made on the blocking pool;
 //! - [`image`] — the PNG renderer;
-//! - [`video`] — the H.264 encoder, MP4 muxer and scene renderer.
+//! - [`video`] — the H.264 encoder, MP4 muxer and scene renderer;
+//! - `rng.rs` — the one pseudo-random generator both draw from.
 //!
 //! # Test triggers
 //! Like Stripe's test card numbers, a marker in the prompt makes the sim misbehave on
@@ -41,6 +42,7 @@ use crate::config::SimConfig;
 use crate::flag::Flag;
 
 pub mod image;
+mod rng;
 pub mod video;
 
 /// In a prompt, makes the job fail halfway (see the module docs).
