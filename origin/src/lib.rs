@@ -1,5 +1,6 @@
 //! Kiln's GPU origin: receives signed jobs from the edge, runs them on an engine, and
-//! reports back to the edge with signed events and uploads (DESIGN.md flows 2 and 3).
+//! reports back to the edge with signed events and uploads (`docs/architecture.md`,
+//! "2. Queue and dispatch" and "3. Run").
 //!
 //! The main path reads [`routes`] → [`runner`] → [`engine`].
 //!
