@@ -1,5 +1,8 @@
 //! Kiln's GPU origin: receives signed jobs from the edge, runs them on an engine, and
-//! reports back to the edge with signed events and uploads (DESIGN.md flows 2 and 3).
+//! reports back to the edge with signed events and uploads (`docs/architecture.md`,
+//! "2. Queue and dispatch" and "3. Run").
+//!
+//! The main path reads [`routes`] → [`runner`] → [`engine`].
 //!
 //! - [`config`]      — settings from `KILN_*` environment variables and CLI flags.
 //! - [`startup`]     — [`startup::Application`] (bind, serve, shut down) and
@@ -14,8 +17,8 @@
 //! - [`heartbeat`]   — tells the edge every few seconds that this origin is alive and
 //!   what it runs.
 //! - [`flag`]        — a set-once signal tasks wait on (stop, slot released).
-//! - [`engine`]      — the engines a job can run on; only [`engine::sim`] exists today.
-//! - [`video`]       — H.264 MP4 files for the sim engine's video jobs.
+//! - [`engine`]      — the engines a job can run on; only [`engine::sim`] exists today,
+//!   with its media (PNG images, H.264 MP4 videos) under it.
 //! - [`edge_client`] — signed, retried calls from the origin to the edge's internal endpoints.
 
 pub mod config;
@@ -29,7 +32,6 @@ pub mod routes;
 pub mod runner;
 pub mod running;
 pub mod startup;
-pub mod video;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,6 +1,7 @@
-//! Runs one admitted job (DESIGN.md flow 3): the engine's progress becomes signed
-//! events, in order, numbered by `seq` from 1; outputs are uploaded; the job's GPU slot
-//! is released; then exactly one terminal event, `completed` or `failed`, ends the job.
+//! Runs one admitted job (`docs/architecture.md`, "3. Run"): the engine's progress
+//! becomes signed events, in order, numbered by `seq` from 1; outputs are uploaded; the
+//! job's GPU slot is released; then exactly one terminal event, `completed` or `failed`,
+//! ends the job.
 //! The slot goes back *before* the terminal event because the edge dispatches its next
 //! job here as soon as it has applied that event, and must not get a 503 for it.
 //!

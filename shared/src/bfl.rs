@@ -1,5 +1,6 @@
-//! The BFL-style façade's request translation (API.md "Compatibility façades"): a body
-//! written for Black Forest Labs' `POST /flux/v1/{model}` becomes a Kiln image request.
+//! The BFL-style façade's request translation (`docs/api.md`, "BFL-compatible API"): a
+//! body written for Black Forest Labs' `POST /flux/v1/{model}` becomes a Kiln image
+//! request.
 //! The edge serves the façade; the rules live here so they are tested natively.
 
 use serde_json::{Map, Value};

@@ -4,11 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Crockford base32, lowercase: unambiguous, URL- and filename-safe.
-const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+/// Crockford base32, lowercase: unambiguous (no i, l, o, u), URL-, header- and
+/// filename-safe.
+pub(crate) const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
-/// Encodes `bits` bits of `bytes` (big-endian) as base32, most significant first.
-fn base32(bytes: &[u8], chars: usize) -> String {
+/// Encodes the low `chars * 5` bits of `bytes` (big-endian) as base32, most significant
+/// first. The one base32 encoder of the crate: ids, tokens and webhook message ids.
+pub(crate) fn base32(bytes: &[u8], chars: usize) -> String {
     let mut out = String::with_capacity(chars);
     let total_bits = bytes.len() * 8;
     for i in 0..chars {

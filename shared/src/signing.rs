@@ -1,4 +1,4 @@
-//! Edge ↔ origin request signing (DESIGN.md "Edge ↔ origin signing").
+//! Edge ↔ origin request signing (`docs/architecture.md`, "Edge ↔ origin signing").
 //!
 //! `X-Kiln-Signature` = hex HMAC-SHA256 over `timestamp \n METHOD \n path \n
 //! hex(sha256(body))`, keyed by a secret named by `X-Kiln-Key-Id`. Each direction has

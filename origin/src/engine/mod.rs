@@ -2,8 +2,8 @@
 //! channel as it goes, and returns the files it made; the [`runner`](crate::runner) turns
 //! that into signed events and uploads, so an engine knows nothing about the edge.
 //!
-//! Only [`sim`] exists today; `comfyui` and `native` (DESIGN.md "Engines") become more
-//! variants of [`Engine`].
+//! Only [`sim`] exists today (`docs/architecture.md`, "3. Run"); `comfyui` and `native`
+//! engines would be more variants of [`Engine`].
 
 pub mod sim;
 

@@ -1,7 +1,8 @@
 //! The simulated engine: what development, CI and `sk-test-` keys run on. It behaves like
 //! a GPU from the outside — a model load the first time a model is used, one progress
-//! event per denoising step at a configurable pace, a real PNG of the requested size or
-//! a real H.264 MP4 at the 2× output size ([`crate::video::sim_mp4`]) — and is
+//! event per denoising step at a configurable pace, a real PNG of the requested size
+//! ([`image::render_png`]) or a real H.264 MP4 at the 2× output size
+//! ([`video::sim_mp4`]) — and is
 //! deterministic: the same (prompt, seed, width, height, steps, cfg) always gives the
 //! same image, and the same (size, frames, fps, seed) the same video, so tests can
 //! compare outputs.
@@ -9,6 +10,12 @@
 //! Image jobs report one stage, `sampling`; video jobs report the stages of
 //! [`VideoParams::stages`] in order (`stage_1`, then `stage_2` for two-stage `ltx-2.3`),
 //! with `step` counted across all of them.
+//!
+//! - this file — the engine: stages, pacing, model loads, test triggers, and the outputs
+//!   made on the blocking pool;
+//! - [`image`] — the PNG renderer;
+//! - [`video`] — the H.264 encoder, MP4 muxer and scene renderer;
+//! - `rng.rs` — the one pseudo-random generator both draw from.
 //!
 //! # Test triggers
 //! Like Stripe's test card numbers, a marker in the prompt makes the sim misbehave on
@@ -27,13 +34,16 @@ use kiln_shared::ids::Filename;
 use kiln_shared::images::{ImageParams, SIDE_PX_MAX, SIDE_PX_MIN};
 use kiln_shared::jobs::JobParams;
 use kiln_shared::origin::{DispatchJob, OutputMeta};
-use kiln_shared::video::{self, VideoParams};
-use sha2::{Digest, Sha256};
+use kiln_shared::video::{self as video_rules, VideoParams};
 use tokio::sync::mpsc;
 
 use super::{EngineError, Output, Progress, STAGE_SAMPLING, STAGE_SAMPLING_LABEL};
 use crate::config::SimConfig;
 use crate::flag::Flag;
+
+pub mod image;
+mod rng;
+pub mod video;
 
 /// In a prompt, makes the job fail halfway (see the module docs).
 pub const FAIL_TRIGGER: &str = "[[sim:fail]]";
@@ -47,7 +57,7 @@ pub const STEP_MS_TRIGGER_MAX: u64 = 5_000;
 pub fn models() -> impl Iterator<Item = &'static str> {
     kiln_shared::images::MODELS
         .iter()
-        .chain(video::MODELS)
+        .chain(video_rules::MODELS)
         .copied()
 }
 
@@ -101,7 +111,7 @@ impl SimEngine {
                         steps: s.steps,
                     })
                     .collect();
-                (video::MODELS, stages)
+                (video_rules::MODELS, stages)
             }
         };
         if !catalog.contains(&job.model_id.as_str()) {
@@ -193,16 +203,16 @@ fn check_image(p: &ImageParams) -> Result<(), EngineError> {
 /// As [`check_image`]: the edge's rules, checked again because a video is costly to make.
 fn check_video(p: &VideoParams) -> Result<(), EngineError> {
     let frames = i64::from(p.num_frames);
-    let ok = video::SIZES.contains(&(p.width, p.height))
-        && (video::FRAMES_MIN..=video::FRAMES_MAX).contains(&frames)
-        && p.fps == video::FPS;
+    let ok = video_rules::SIZES.contains(&(p.width, p.height))
+        && (video_rules::FRAMES_MIN..=video_rules::FRAMES_MAX).contains(&frames)
+        && p.fps == video_rules::FPS;
     if !ok {
         return Err(EngineError::Failed(format!(
             "The simulated engine renders LTX-2.3 sizes at {} fps and {}–{} frames \
              (got {}×{}, {} frames at {} fps).",
-            video::FPS,
-            video::FRAMES_MIN,
-            video::FRAMES_MAX,
+            video_rules::FPS,
+            video_rules::FRAMES_MIN,
+            video_rules::FRAMES_MAX,
             p.width,
             p.height,
             p.num_frames,
@@ -233,7 +243,7 @@ fn step_pace(prompt: &str) -> Result<Option<Duration>, EngineError> {
 async fn image_output(job: &DispatchJob, params: &ImageParams) -> Result<Output, EngineError> {
     let to_render = params.clone();
     // Rendering is CPU-bound for up to a second; keep it off the async workers.
-    let bytes = tokio::task::spawn_blocking(move || render_png(&to_render))
+    let bytes = tokio::task::spawn_blocking(move || image::render_png(&to_render))
         .await
         .map_err(|e| EngineError::Internal(format!("render task: {e}")))?
         .map_err(|e| EngineError::Internal(format!("png encoding: {e}")))?;
@@ -261,9 +271,8 @@ async fn video_output(
 ) -> Result<Output, EngineError> {
     let (width, height) = params.output_size();
     let (frames, fps, seed) = (params.num_frames, params.fps, params.seed);
-    let encode = tokio::task::spawn_blocking(move || {
-        crate::video::sim_mp4(width, height, frames, fps, seed)
-    });
+    let encode =
+        tokio::task::spawn_blocking(move || video::sim_mp4(width, height, frames, fps, seed));
     let bytes = tokio::select! {
         biased;
         () = stop.wait() => return Err(EngineError::Stopped),
@@ -284,217 +293,12 @@ async fn video_output(
     })
 }
 
-/// Renders the image for `params` as PNG bytes: a four-colour gradient, soft diagonal
-/// bands and a few soft discs, all drawn from a seed derived from every parameter.
-pub fn render_png(params: &ImageParams) -> Result<Vec<u8>, png::EncodingError> {
-    let rgb = render_rgb(
-        params.width,
-        params.height,
-        &mut SplitMix64(seed_of(params)),
-    );
-    let mut out = Vec::with_capacity(rgb.len() / 4);
-    let mut encoder = png::Encoder::new(&mut out, params.width, params.height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    // Speed over size: the file is a stand-in and the render must stay fast in debug builds.
-    encoder.set_compression(png::Compression::Fast);
-    encoder.set_filter(png::FilterType::Sub);
-    encoder.add_text_chunk(
-        "Software".to_owned(),
-        "Kiln simulated engine (not a model output)".to_owned(),
-    )?;
-    let mut writer = encoder.write_header()?;
-    writer.write_image_data(&rgb)?;
-    writer.finish()?;
-    Ok(out)
-}
-
-/// A 64-bit seed from the parameters' canonical JSON (serde keeps field order fixed),
-/// so any change to any parameter gives a different image.
-fn seed_of(params: &ImageParams) -> u64 {
-    let canonical = serde_json::to_vec(params).expect("ImageParams always serializes");
-    let digest = Sha256::digest(&canonical);
-    u64::from_le_bytes(
-        digest[..8]
-            .try_into()
-            .expect("a SHA-256 digest has 8 bytes"),
-    )
-}
-
-/// SplitMix64: tiny, fast and well distributed; plenty for picking colours.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform-enough in `lo..=hi` for drawing.
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
-
-    fn colour(&mut self) -> [i64; 3] {
-        [
-            self.range(20, 235),
-            self.range(20, 235),
-            self.range(20, 235),
-        ]
-    }
-}
-
-const DISCS_MIN: i64 = 4;
-const DISCS_MAX: i64 = 8;
-
-/// Row-major RGB, 3 bytes per pixel. Integer math with fixed-point steps, so a
-/// 2048×2048 image renders quickly even without optimizations.
-fn render_rgb(width: u32, height: u32, rng: &mut SplitMix64) -> Vec<u8> {
-    let (w, h) = (width as i64, height as i64);
-    let corners = [rng.colour(), rng.colour(), rng.colour(), rng.colour()];
-    // Diagonal bands: the phase advances by (band_dx, band_dy) per pixel in 1/256ths.
-    let band_dx = rng.range(40, 400);
-    let band_dy = rng.range(-400, 400);
-    let band_depth = rng.range(8, 28);
-
-    let mut rgb = vec![0u8; (w * h * 3) as usize];
-    for y in 0..h {
-        let mut row = [[0i64; 2]; 3];
-        for (c, ends) in row.iter_mut().enumerate() {
-            let left = lerp(corners[0][c], corners[2][c], y, h - 1);
-            let right = lerp(corners[1][c], corners[3][c], y, h - 1);
-            // 16.16 fixed point: the start value and the step per pixel.
-            *ends = [left << 16, ((right - left) << 16) / (w - 1)];
-        }
-        let mut phase = y * band_dy;
-        let line = &mut rgb[(y * w * 3) as usize..((y + 1) * w * 3) as usize];
-        for px in line.chunks_exact_mut(3) {
-            let band = (phase >> 8) & 127;
-            let shade = if band < 64 { band } else { 127 - band } * band_depth / 64;
-            for (c, ends) in row.iter_mut().enumerate() {
-                px[c] = ((ends[0] >> 16) + shade).clamp(0, 255) as u8;
-                ends[0] += ends[1];
-            }
-            phase += band_dx;
-        }
-    }
-
-    for _ in 0..rng.range(DISCS_MIN, DISCS_MAX) {
-        let r = rng.range(w.min(h) / 16, w.min(h) / 5);
-        let (cx, cy) = (rng.range(0, w - 1), rng.range(0, h - 1));
-        let colour = rng.colour();
-        let strength = rng.range(120, 230);
-        draw_soft_disc(&mut rgb, (w, h), (cx, cy, r), colour, strength);
-    }
-    rgb
-}
-
-fn lerp(a: i64, b: i64, t: i64, t_max: i64) -> i64 {
-    a + (b - a) * t / t_max
-}
-
-/// Blends `colour` in with opacity `strength`/256 at the centre, fading to nothing at
-/// radius `r`.
-fn draw_soft_disc(
-    rgb: &mut [u8],
-    (w, h): (i64, i64),
-    (cx, cy, r): (i64, i64, i64),
-    colour: [i64; 3],
-    strength: i64,
-) {
-    let r2 = r * r;
-    for y in (cy - r).max(0)..(cy + r).min(h) {
-        let dy2 = (y - cy) * (y - cy);
-        for x in (cx - r).max(0)..(cx + r).min(w) {
-            let d2 = dy2 + (x - cx) * (x - cx);
-            if d2 >= r2 {
-                continue;
-            }
-            let alpha = strength * (r2 - d2) / r2;
-            let i = ((y * w + x) * 3) as usize;
-            for c in 0..3 {
-                let p = rgb[i + c] as i64;
-                rgb[i + c] = (p + (((colour[c] - p) * alpha) >> 8)) as u8;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
 
+    use super::image::tests::params;
     use kiln_shared::ids::JobId;
-
-    fn params(prompt: &str, seed: u64, width: u32, height: u32) -> ImageParams {
-        ImageParams {
-            prompt: prompt.to_owned(),
-            width,
-            height,
-            steps: 20,
-            cfg: 4.0,
-            seed,
-        }
-    }
-
-    fn decode(bytes: &[u8]) -> (u32, u32, png::ColorType) {
-        let reader = png::Decoder::new(bytes).read_info().expect("a valid PNG");
-        let info = reader.info();
-        (info.width, info.height, info.color_type)
-    }
-
-    #[test]
-    fn same_parameters_give_the_same_bytes() {
-        let p = params("a kiln at dusk", 42, 512, 512);
-        assert_eq!(render_png(&p).unwrap(), render_png(&p).unwrap());
-    }
-
-    #[test]
-    fn any_parameter_changes_the_image() {
-        let base = params("a kiln at dusk", 42, 512, 512);
-        let image = render_png(&base).unwrap();
-        let variants = [
-            ImageParams {
-                seed: 43,
-                ..base.clone()
-            },
-            ImageParams {
-                prompt: "a kiln at dawn".into(),
-                ..base.clone()
-            },
-            ImageParams {
-                steps: 21,
-                ..base.clone()
-            },
-            ImageParams {
-                cfg: 4.5,
-                ..base.clone()
-            },
-        ];
-        for v in variants {
-            assert_ne!(render_png(&v).unwrap(), image, "{v:?}");
-        }
-    }
-
-    #[test]
-    fn images_have_the_requested_size() {
-        for (w, h) in [(512, 512), (512, 1024), (1024, 576), (2048, 2048)] {
-            let bytes = render_png(&params("size check", 7, w, h)).unwrap();
-            assert_eq!(decode(&bytes), (w, h, png::ColorType::Rgb), "{w}x{h}");
-        }
-    }
-
-    #[test]
-    fn images_are_not_flat() {
-        let p = params("variety", 1, 512, 512);
-        let rgb = render_rgb(p.width, p.height, &mut SplitMix64(seed_of(&p)));
-        let distinct: HashSet<&[u8]> = rgb.chunks_exact(3).collect();
-        assert!(distinct.len() > 1000, "{} colours", distinct.len());
-    }
 
     fn job(prompt: &str, steps: u32) -> DispatchJob {
         DispatchJob {
@@ -523,7 +327,7 @@ mod tests {
                 num_frames: 25,
                 fps: 24,
                 seed: 9,
-                two_stage: model == video::MODEL_FULL,
+                two_stage: model == video_rules::MODEL_FULL,
             }),
             ..job(prompt, 1)
         }

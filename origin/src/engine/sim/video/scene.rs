@@ -5,6 +5,8 @@
 //! Only `+ - * /`, `floor` and `sqrt` are used on floats (all exactly specified by IEEE
 //! 754), so the pixels are the same on every platform.
 
+use crate::engine::sim::rng::SplitMix64;
+
 /// A picture area in 8-bit 4:2:0 Y'CbCr, BT.709 studio range.
 pub(crate) struct Planes {
     pub width: usize,
@@ -64,7 +66,7 @@ const TREE_CELL: f64 = 0.16;
 
 impl Scene {
     pub(crate) fn new(seed: u64, view_width: u32, view_height: u32) -> Self {
-        let mut rng = Rng(seed ^ 0x6b69_6c6e_2d73_696d);
+        let mut rng = SplitMix64::new(seed ^ 0x6b69_6c6e_2d73_696d);
         let hue = rng.unit();
         let alt = if rng.unit() < 0.5 { 0.5 } else { 0.33 };
         let mut phase = [0.0; 5];
@@ -210,8 +212,9 @@ impl Scene {
         let cell = h * TREE_CELL;
         let k0 = (fx / cell).floor() as i64;
         for k in k0 - 1..=k0 + 1 {
-            let mut r =
-                Rng(self.seed ^ 0x7472_6565 ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut r = SplitMix64::new(
+                self.seed ^ 0x7472_6565 ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            );
             if r.unit() >= 0.55 {
                 continue;
             }
@@ -231,8 +234,9 @@ impl Scene {
         let cell = h * BALLOON_CELL;
         let k0 = (fx / cell).floor() as i64;
         for k in k0 - 1..=k0 + 1 {
-            let mut r =
-                Rng(self.seed ^ 0x6261_6c6c ^ (k as u64).wrapping_mul(0xd1b5_4a32_d192_ed03));
+            let mut r = SplitMix64::new(
+                self.seed ^ 0x6261_6c6c ^ (k as u64).wrapping_mul(0xd1b5_4a32_d192_ed03),
+            );
             if r.unit() >= 0.7 {
                 continue;
             }
@@ -331,24 +335,6 @@ fn hsv(hue: f64, s: f64, v: f64) -> Rgb {
         3 => [p, q, v],
         4 => [t, p, v],
         _ => [v, p, q],
-    }
-}
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
