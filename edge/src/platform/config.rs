@@ -123,10 +123,5 @@ pub fn webhook_allow_list(env: &Env) -> kiln_shared::webhooks::AllowList {
 pub fn webhook_retry_schedule_ms(env: &Env) -> Vec<u64> {
     string(env, "WEBHOOK_RETRY_SCHEDULE_MS")
         .and_then(|s| kiln_shared::webhooks::parse_schedule(&s))
-        .unwrap_or_else(|| {
-            kiln_shared::webhooks::RETRY_SCHEDULE_SECS
-                .iter()
-                .map(|s| s * 1000)
-                .collect()
-        })
+        .unwrap_or_else(kiln_shared::webhooks::default_schedule_ms)
 }

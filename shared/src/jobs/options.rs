@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{POLLS_MAX, REPLY_REF_LEN_MAX, REPLY_URL_LEN_MAX};
+use super::{POLLS_MAX, REPLY_REF_LEN_MAX};
 use crate::error::{ApiError, ErrorCode};
 use crate::fields::Fields;
 
@@ -83,22 +83,11 @@ impl SubmitOptions {
     }
 }
 
+/// The shape of a webhook URL ([`crate::webhooks::check_shape`]); the edge checks the
+/// destination itself against its allow-list at submission and at every attempt.
 fn check_reply_url(param: &str, url: String) -> Result<String, ApiError> {
-    let lower = url.to_ascii_lowercase();
-    let scheme_len = ["https://", "http://"]
-        .iter()
-        .find(|p| lower.starts_with(*p))
-        .map(|p| p.len());
-    let rest = scheme_len.map(|n| &url[n..]);
-    let host_ok = rest
-        .map(|r| r.split(['/', '?', '#']).next().unwrap_or(""))
-        .is_some_and(|authority| !authority.is_empty() && !authority.contains(char::is_whitespace));
-    if !host_ok || url.len() > REPLY_URL_LEN_MAX {
-        return Err(ApiError::invalid_param(
-            param,
-            ErrorCode::InvalidValue,
-            format!("`{param}` must be an http(s) URL of at most {REPLY_URL_LEN_MAX} characters."),
-        ));
-    }
+    crate::webhooks::check_shape(&url).map_err(|why| {
+        ApiError::invalid_param(param, ErrorCode::InvalidValue, format!("`{param}`: {why}"))
+    })?;
     Ok(url)
 }

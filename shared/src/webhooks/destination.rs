@@ -114,6 +114,70 @@ pub struct Destination {
     pub allow_listed: bool,
 }
 
+/// A webhook URL that parses: what [`check_destination`] then judges.
+struct Shape {
+    parsed: url::Url,
+    /// As [`Destination::host`] describes it.
+    host: String,
+    ip: Option<IpAddr>,
+    port: u16,
+}
+
+/// Whether `url` is a well-formed webhook URL, whatever its destination: the first half
+/// of [`check_destination`], and all a request body's `replyUrl` gets before the edge
+/// knows its allow-list. The `Err` is the same sentence [`check_destination`] gives.
+pub fn check_shape(url: &str) -> Result<(), String> {
+    shape(url).map(|_| ())
+}
+
+fn shape(url: &str) -> Result<Shape, String> {
+    let max = crate::jobs::REPLY_URL_LEN_MAX;
+    if url.len() > max {
+        return Err(format!("The webhook URL is longer than {max} characters."));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("The webhook URL must not contain spaces or control characters.".into());
+    }
+    let parsed = url::Url::parse(url)
+        .map_err(|e| format!("The webhook URL is not a valid absolute http(s) URL ({e})."))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "The webhook URL must use http or https, not `{}`.",
+            parsed.scheme()
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("The webhook URL must not contain credentials (`user:pass@`).".into());
+    }
+    if parsed.port() == Some(0) {
+        return Err("The webhook URL's port must be between 1 and 65535.".into());
+    }
+    let port = parsed
+        .port_or_known_default()
+        .ok_or("The webhook URL has no port.")?;
+    let (host, ip) = match parsed.host() {
+        None => return Err("The webhook URL has no host.".into()),
+        Some(url::Host::Ipv4(v4)) => (v4.to_string(), Some(IpAddr::V4(v4))),
+        Some(url::Host::Ipv6(v6)) => (v6.to_string(), Some(IpAddr::V6(v6))),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if name.is_empty() {
+                return Err("The webhook URL has no host.".into());
+            }
+            match inet_aton(&name) {
+                Some(v4) => (v4.to_string(), Some(IpAddr::V4(v4))),
+                None => (name, None),
+            }
+        }
+    };
+    Ok(Shape {
+        parsed,
+        host,
+        ip,
+        port,
+    })
+}
+
 /// Checks a client's `replyUrl` before Kiln stores it and again before each delivery; the
 /// `Err` is a human sentence for a 400 (it does not name the parameter).
 ///
@@ -149,45 +213,12 @@ pub struct Destination {
 /// connect to private, loopback or link-local addresses. Deliveries must not follow
 /// redirects (see [`Outcome::Retry`](super::Outcome::Retry)).
 pub fn check_destination(url: &str, allow: &AllowList) -> Result<Destination, String> {
-    let max = crate::jobs::REPLY_URL_LEN_MAX;
-    if url.len() > max {
-        return Err(format!("The webhook URL is longer than {max} characters."));
-    }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("The webhook URL must not contain spaces or control characters.".into());
-    }
-    let mut parsed = url::Url::parse(url)
-        .map_err(|e| format!("The webhook URL is not a valid absolute http(s) URL ({e})."))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "The webhook URL must use http or https, not `{}`.",
-            parsed.scheme()
-        ));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("The webhook URL must not contain credentials (`user:pass@`).".into());
-    }
-    if parsed.port() == Some(0) {
-        return Err("The webhook URL's port must be between 1 and 65535.".into());
-    }
-    let port = parsed
-        .port_or_known_default()
-        .ok_or("The webhook URL has no port.")?;
-    let (host, ip) = match parsed.host() {
-        None => return Err("The webhook URL has no host.".into()),
-        Some(url::Host::Ipv4(v4)) => (v4.to_string(), Some(IpAddr::V4(v4))),
-        Some(url::Host::Ipv6(v6)) => (v6.to_string(), Some(IpAddr::V6(v6))),
-        Some(url::Host::Domain(name)) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            if name.is_empty() {
-                return Err("The webhook URL has no host.".into());
-            }
-            match inet_aton(&name) {
-                Some(v4) => (v4.to_string(), Some(IpAddr::V4(v4))),
-                None => (name, None),
-            }
-        }
-    };
+    let Shape {
+        mut parsed,
+        host,
+        ip,
+        port,
+    } = shape(url)?;
     let refusal = match ip {
         Some(ip) => ip_refusal(ip).map(|why| {
             format!(

@@ -23,11 +23,12 @@ mod events;
 mod retry;
 mod signing;
 
-pub use destination::{check_destination, AllowList, Destination};
+pub use destination::{check_destination, check_shape, AllowList, Destination};
 pub use events::{body, parse_event_filter, EventFilter, EventType};
 pub use retry::{
-    default_schedule_ms, next_delay_ms, outcome, parse_retry_after, parse_schedule, Outcome,
-    DELAY_MS_MAX, DELIVERY_TIMEOUT_SECS, JITTER_PERCENT, RETRY_SCHEDULE_SECS, SCHEDULE_LEN_MAX,
+    after_attempt, default_schedule_ms, next_delay_ms, outcome, parse_retry_after, parse_schedule,
+    Attempt, DeliveryState, Outcome, DELAY_MS_MAX, DELIVERY_TIMEOUT_SECS, JITTER_PERCENT,
+    RETRY_SCHEDULE_SECS, SCHEDULE_LEN_MAX,
 };
 pub use signing::{
     headers, new_message_id, new_secret, sign, signature_header, verify, WebhookError, HEADER_ID,

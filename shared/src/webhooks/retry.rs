@@ -150,5 +150,68 @@ pub fn outcome(status: u16) -> Outcome {
     }
 }
 
+/// Where an event's delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// A 2xx answered.
+    Delivered,
+    /// The receiver answered 410: it wants no more.
+    Gone,
+    /// The schedule ran out, or the destination is not allowed.
+    GaveUp,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Gone => "gone",
+            DeliveryState::GaveUp => "gave_up",
+        }
+    }
+}
+
+/// One attempt as the outbox saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// The receiver's status; `None` when nothing answered (timeout, network error) or
+    /// nothing was sent.
+    pub status: Option<u16>,
+    /// The destination was refused by [`check_destination`](super::check_destination)
+    /// at this attempt: nothing was sent, and no later attempt can succeed.
+    pub refused: bool,
+    /// The `Retry-After` the receiver sent, in ms ([`parse_retry_after`]).
+    pub retry_after_ms: Option<u64>,
+}
+
+/// Where an event stands after its `attempts`-th scheduled attempt, and when pending,
+/// the delay before the next one ([`next_delay_ms`] with `jitter`).
+pub fn after_attempt(
+    attempt: Attempt,
+    attempts: u32,
+    schedule_ms: &[u64],
+    jitter: u32,
+) -> (DeliveryState, Option<u64>) {
+    let outcome = match attempt.status {
+        Some(status) => outcome(status),
+        None if attempt.refused => return (DeliveryState::GaveUp, None),
+        None => Outcome::Retry,
+    };
+    match outcome {
+        Outcome::Delivered => (DeliveryState::Delivered, None),
+        Outcome::Gone => (DeliveryState::Gone, None),
+        Outcome::Retry => {
+            match next_delay_ms(attempts, schedule_ms, jitter, attempt.retry_after_ms) {
+                Some(delay) => (DeliveryState::Pending, Some(delay)),
+                None => (DeliveryState::GaveUp, None),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use kiln_shared::jobs::{JobState, JobStatus};
-use kiln_shared::webhooks::{self, EventType, Outcome};
+use kiln_shared::webhooks::{self, Attempt, DeliveryState, EventType};
 use kiln_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use worker::{Env, Method, SqlStorage};
@@ -21,8 +21,6 @@ use crate::platform::config;
 use crate::platform::error::EdgeResult;
 use crate::platform::http::fetch_with_timeout;
 
-/// A receiver that has not answered after this long counts as a failed attempt.
-pub const DELIVERY_TIMEOUT_MS: u64 = 15_000;
 /// Error texts kept in the delivery log are cut to this length.
 const ERROR_CHARS_MAX: usize = 300;
 
@@ -38,37 +36,12 @@ pub const SCHEMA: &[&str] = &[
         error TEXT, replay INTEGER NOT NULL DEFAULT 0)",
 ];
 
-/// Where an event's delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutboxState {
-    /// Waiting for its next attempt.
-    Pending,
-    /// A 2xx answered.
-    Delivered,
-    /// The receiver answered 410: it wants no more.
-    Gone,
-    /// The schedule ran out, or the destination is not allowed.
-    GaveUp,
-}
-
-impl OutboxState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxState::Pending => "pending",
-            OutboxState::Delivered => "delivered",
-            OutboxState::Gone => "gone",
-            OutboxState::GaveUp => "gave_up",
-        }
-    }
-}
-
 /// One event of the job, with where its delivery stands.
 #[derive(Serialize, Deserialize)]
 pub struct EventRecord {
     pub webhook_id: String,
     pub event_type: String,
-    pub state: OutboxState,
+    pub state: DeliveryState,
     pub attempts: u32,
     pub next_at_ms: Option<i64>,
 }
@@ -99,7 +72,7 @@ struct Row {
     body: String,
     url: String,
     attempts: u32,
-    state: OutboxState,
+    state: DeliveryState,
     next_at_ms: Option<i64>,
 }
 
@@ -117,13 +90,10 @@ struct AttemptRow {
 
 /// The result of one POST to the receiver.
 struct Sent {
-    status: Option<u16>,
     latency_ms: i64,
     error: Option<String>,
-    /// The destination is not allowed (the SSRF guard refused it at this attempt):
-    /// nothing was sent, and retrying will not help.
-    refused: bool,
-    retry_after_ms: Option<u64>,
+    /// What it leaves for the schedule.
+    attempt: Attempt,
 }
 
 pub struct Outbox<'a> {
@@ -198,11 +168,13 @@ impl Outbox<'_> {
         }
         match event {
             EventType::Started => {}
+            // One per step, when asked for.
             EventType::Progress => {
-                if job.webhook_progress {
-                    events.push(EventType::Progress);
+                if event.is_sent(job.webhook_progress) {
+                    events.push(event);
                 }
             }
+            // Terminal: once.
             terminal => {
                 if !self.has(terminal)? {
                     events.push(terminal);
@@ -221,7 +193,7 @@ impl Outbox<'_> {
                     e.as_str().into(),
                     body.into(),
                     url.into(),
-                    OutboxState::Pending.as_str().into(),
+                    DeliveryState::Pending.as_str().into(),
                     now.into(),
                     now.into(),
                 ],
@@ -240,7 +212,7 @@ impl Outbox<'_> {
             .sql
             .exec(
                 "SELECT MIN(next_at_ms) AS next FROM outbox WHERE state = ?",
-                vec![OutboxState::Pending.as_str().into()],
+                vec![DeliveryState::Pending.as_str().into()],
             )?
             .to_array()?;
         Ok(rows.first().and_then(|n| n.next))
@@ -256,11 +228,13 @@ impl Outbox<'_> {
     async fn send(&self, secrets: &WebhookSecrets, msg_id: &str, url: &str, body: &str) -> Sent {
         let started = now_ms();
         let failed = |error: String| Sent {
-            status: None,
             latency_ms: now_ms() - started,
             error: Some(cut(error)),
-            refused: false,
-            retry_after_ms: None,
+            attempt: Attempt {
+                status: None,
+                refused: false,
+                retry_after_ms: None,
+            },
         };
         // The allow-list may have changed since submission; check at every attempt.
         let allow = config::webhook_allow_list(self.env);
@@ -268,32 +242,28 @@ impl Outbox<'_> {
         let url = match webhooks::check_destination(url, &allow) {
             Ok(dest) => dest.url,
             Err(why) => {
-                return Sent {
-                    refused: true,
-                    ..failed(format!("destination not allowed: {why}"))
-                }
+                let mut sent = failed(format!("destination not allowed: {why}"));
+                sent.attempt.refused = true;
+                return sent;
             }
         };
-        let ts = started / 1000;
-        let signature =
-            match webhooks::signature_header(&secrets.signing(), msg_id, ts, body.as_bytes()) {
-                Ok(s) => s,
+        let signed =
+            match webhooks::headers(&secrets.signing(), msg_id, started / 1000, body.as_bytes()) {
+                Ok(h) => h,
                 Err(e) => return failed(format!("signing: {e:?}")),
             };
-        let ts_text = ts.to_string();
-        let headers = [
+        let mut headers = vec![
             ("content-type", "application/json"),
             ("user-agent", "Kiln-Webhooks/1"),
-            ("webhook-id", msg_id),
-            ("webhook-timestamp", ts_text.as_str()),
-            ("webhook-signature", signature.as_str()),
         ];
+        headers.extend(signed.iter().map(|(name, value)| (*name, value.as_str())));
         // Redirects are not followed: one could lead to an address the guard refuses.
         let req = match request_no_redirect(&url, &headers, body.as_bytes()) {
             Ok(r) => r,
             Err(e) => return failed(format!("{e:?}")),
         };
-        match fetch_with_timeout(req, Duration::from_millis(DELIVERY_TIMEOUT_MS)).await {
+        let timeout = Duration::from_secs(webhooks::DELIVERY_TIMEOUT_SECS);
+        match fetch_with_timeout(req, timeout).await {
             Ok(Some(resp)) => {
                 let status = resp.status_code();
                 let retry_after_ms = resp
@@ -303,14 +273,19 @@ impl Outbox<'_> {
                     .flatten()
                     .and_then(|v| webhooks::parse_retry_after(&v, now_ms()));
                 Sent {
-                    status: Some(status),
                     latency_ms: now_ms() - started,
                     error: (!(200..300).contains(&status)).then(|| format!("answered {status}")),
-                    refused: false,
-                    retry_after_ms,
+                    attempt: Attempt {
+                        status: Some(status),
+                        refused: false,
+                        retry_after_ms,
+                    },
                 }
             }
-            Ok(None) => failed(format!("no answer within {} s", DELIVERY_TIMEOUT_MS / 1000)),
+            Ok(None) => failed(format!(
+                "no answer within {} s",
+                webhooks::DELIVERY_TIMEOUT_SECS
+            )),
             Err(e) => failed(format!("could not connect: {}", plain(&e))),
         }
     }
@@ -332,7 +307,7 @@ impl Outbox<'_> {
                 event_type.into(),
                 i64::from(attempt).into(),
                 (now_ms() - sent.latency_ms).into(),
-                sent.status.map(i64::from).into(),
+                sent.attempt.status.map(i64::from).into(),
                 sent.latency_ms.into(),
                 sent.error.clone().into(),
                 i64::from(replay).into(),
@@ -348,7 +323,7 @@ impl Outbox<'_> {
         let due = self.rows(
             "SELECT msg_id, event_type, body, url, attempts, state, next_at_ms FROM outbox
              WHERE state = ? AND next_at_ms <= ? ORDER BY seq",
-            vec![OutboxState::Pending.as_str().into(), now.into()],
+            vec![DeliveryState::Pending.as_str().into(), now.into()],
         )?;
         if due.is_empty() {
             return Ok(());
@@ -359,27 +334,9 @@ impl Outbox<'_> {
             let attempt = row.attempts + 1;
             let sent = self.send(&secrets, &row.msg_id, &row.url, &row.body).await;
             self.log(&row.msg_id, &row.event_type, attempt, &sent, false)?;
-            let outcome = match sent.status {
-                Some(status) => webhooks::outcome(status),
-                // The destination is refused: no attempt can ever succeed.
-                None if sent.refused => Outcome::Gone,
-                None => Outcome::Retry,
-            };
-            let (state, next) = match outcome {
-                Outcome::Delivered => (OutboxState::Delivered, None),
-                Outcome::Gone if sent.status == Some(410) => (OutboxState::Gone, None),
-                Outcome::Gone => (OutboxState::GaveUp, None),
-                Outcome::Retry => {
-                    let jitter = u32::from_le_bytes(random_bytes());
-                    match webhooks::next_delay_ms(attempt, &schedule, jitter, sent.retry_after_ms) {
-                        Some(delay) => (
-                            OutboxState::Pending,
-                            Some(now_ms().saturating_add(i64::try_from(delay).unwrap_or(i64::MAX))),
-                        ),
-                        None => (OutboxState::GaveUp, None),
-                    }
-                }
-            };
+            let jitter = u32::from_le_bytes(random_bytes());
+            let (state, delay) = webhooks::after_attempt(sent.attempt, attempt, &schedule, jitter);
+            let next = delay.map(|d| now_ms().saturating_add(i64::try_from(d).unwrap_or(i64::MAX)));
             self.sql.exec(
                 "UPDATE outbox SET attempts = ?, state = ?, next_at_ms = ? WHERE msg_id = ?",
                 vec![
@@ -425,12 +382,12 @@ impl Outbox<'_> {
         // A replay is logged but does not use up one of the event's scheduled retries.
         let attempt = row.attempts + 1;
         self.log(&row.msg_id, &row.event_type, attempt, &sent, true)?;
-        let delivered = sent.status.is_some_and(|s| (200..300).contains(&s));
+        let delivered = sent.attempt.status.is_some_and(|s| (200..300).contains(&s));
         if delivered {
             self.sql.exec(
                 "UPDATE outbox SET state = ?, next_at_ms = NULL WHERE msg_id = ?",
                 vec![
-                    OutboxState::Delivered.as_str().into(),
+                    DeliveryState::Delivered.as_str().into(),
                     row.msg_id.as_str().into(),
                 ],
             )?;
@@ -440,7 +397,7 @@ impl Outbox<'_> {
             event_type: row.event_type,
             attempt,
             at_ms: now_ms() - sent.latency_ms,
-            status: sent.status,
+            status: sent.attempt.status,
             latency_ms: Some(sent.latency_ms),
             error: sent.error,
             replay: true,

@@ -271,3 +271,43 @@ mod props {
         }
     }
 }
+
+#[test]
+fn what_an_attempt_leaves() {
+    let sched = [1_000, 2_000];
+    let half = 1 << 31;
+    let at = |status, refused, retry_after_ms| Attempt {
+        status,
+        refused,
+        retry_after_ms,
+    };
+    assert_eq!(
+        after_attempt(at(Some(204), false, None), 1, &sched, half),
+        (DeliveryState::Delivered, None)
+    );
+    assert_eq!(
+        after_attempt(at(Some(410), false, None), 1, &sched, half),
+        (DeliveryState::Gone, None)
+    );
+    assert_eq!(
+        after_attempt(at(None, true, None), 1, &sched, half),
+        (DeliveryState::GaveUp, None)
+    );
+    assert_eq!(
+        after_attempt(at(Some(500), false, None), 1, &sched, half),
+        (DeliveryState::Pending, Some(1_000))
+    );
+    assert_eq!(
+        after_attempt(at(None, false, None), 2, &sched, half),
+        (DeliveryState::Pending, Some(2_000))
+    );
+    assert_eq!(
+        after_attempt(at(Some(503), false, Some(60_000)), 2, &sched, half),
+        (DeliveryState::Pending, Some(60_000))
+    );
+    // The schedule is spent: give up, whatever Retry-After says.
+    assert_eq!(
+        after_attempt(at(Some(500), false, Some(60_000)), 3, &sched, half),
+        (DeliveryState::GaveUp, None)
+    );
+}
