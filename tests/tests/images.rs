@@ -1,4 +1,4 @@
-//! End-to-end: the image path of API.md through every real part — key check,
+//! End-to-end: the image path of `docs/api.md` through every real part — key check,
 //! validation and pricing, Job Durable Object, signed dispatch, the origin's sim
 //! engine, signed events and upload, R2, `/outputs`, and the job object.
 

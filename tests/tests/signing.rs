@@ -1,4 +1,4 @@
-//! End-to-end: the edge ↔ origin signing of DESIGN.md on the real processes. Forged,
+//! End-to-end: the edge ↔ origin signing of `docs/architecture.md` on the real processes. Forged,
 //! stale, tampered and replayed requests are refused in both directions and change
 //! nothing.
 

@@ -1,4 +1,4 @@
-//! The BFL-style façade (API.md "Compatibility façades"), for clients written against
+//! The BFL-style façade (`docs/api.md`, "BFL-compatible API"), for clients written against
 //! Black Forest Labs' API shape: `POST /flux/v1/{model}` answers `{id, polling_url}`
 //! and `GET /flux/v1/get_result?id=` answers `{id, status: Pending|Ready|Error,
 //! result: {sample}}`. Underneath it is the same image job as

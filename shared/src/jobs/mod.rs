@@ -453,7 +453,7 @@ impl JobState {
         }
     }
 
-    /// The job object of API.md. `base_url` is the edge's public origin, for output URLs;
+    /// The job object of `docs/api.md` ("GET /v1/jobs/{id}"). `base_url` is the edge's public origin, for output URLs;
     /// `queue_position` (1 = next) comes from the dispatcher for queued jobs.
     pub fn to_view(&self, base_url: &str, queue_position: Option<u32>) -> Value {
         let outputs: Vec<Value> = self

@@ -3,7 +3,7 @@
 //! `webhook-id` fixed, in the same Durable Object as the job, so an event is never lost
 //! between the state change and the delivery. The Job DO's alarm sends due rows,
 //! records every attempt, and re-arms at the next due time: at-least-once delivery
-//! that survives restarts of the runtime, with retries on the schedule of API.md
+//! that survives restarts of the runtime, with retries on the schedule of `docs/api.md` ("Delivery and retries")
 //! (jitter, 410 stops, `Retry-After` respected).
 
 use std::time::Duration;
