@@ -81,6 +81,8 @@ error_codes! {
     InvalidReplyUrl => "invalid_reply_url",
     NoReplyUrl => "no_reply_url",
     JobNotFinished => "job_not_finished",
+    ImageTooLarge => "image_too_large",
+    InvalidImage => "invalid_image",
 }
 
 impl PartialEq<&str> for ErrorCode {
