@@ -11,6 +11,7 @@
 //! - [`money`]   — [`money::MicroUsd`], integer micro-dollars; no floats in the ledger.
 //! - [`ids`]     — [`ids::JobId`], [`ids::AccountId`], output filenames; parse, don't validate.
 //! - [`keys`]    — API key format (`sk-trial-`, `sk-gen-`, `sk-test-`) and key hashing.
+//! - [`files`]   — uploaded images: format, size and frames from the bytes; bombs refused.
 //! - [`fields`]  — typed extraction from request JSON, naming the param on every error.
 //! - [`headers`] — `Range` and `Prefer: wait=N`, parsed without panics.
 //! - [`images`]  — `POST /v1/images/generations`: parameter rules, defaults and price.
@@ -31,6 +32,7 @@ pub mod bfl;
 pub mod catalog;
 pub mod error;
 pub mod fields;
+pub mod files;
 pub mod headers;
 pub mod idempotency;
 pub mod ids;
