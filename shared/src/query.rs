@@ -16,6 +16,41 @@ pub fn async_mode(value: &str) -> Result<bool, ApiError> {
     }
 }
 
+/// A page of a list by `limit` (1–[`Page::LIMIT_MAX`], default [`Page::LIMIT_DEFAULT`])
+/// and `offset` (0–[`Page::OFFSET_MAX`]), as `GET /v1/uploads/mine` takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u32,
+}
+
+impl Page {
+    pub const LIMIT_MAX: u32 = 100;
+    pub const LIMIT_DEFAULT: u32 = 20;
+    pub const OFFSET_MAX: u32 = 100_000;
+
+    pub fn parse(limit: Option<&str>, offset: Option<&str>) -> Result<Self, ApiError> {
+        let number = |name: &str, v: Option<&str>, min: u32, max: u32, default: u32| match v {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid_param(
+                        name,
+                        ErrorCode::OutOfRange,
+                        format!("`{name}` must be {min}–{max}."),
+                    )
+                }),
+        };
+        Ok(Self {
+            limit: number("limit", limit, 1, Self::LIMIT_MAX, Self::LIMIT_DEFAULT)?,
+            offset: number("offset", offset, 0, Self::OFFSET_MAX, 0)?,
+        })
+    }
+}
+
 /// The most usage rows one page holds.
 pub const USAGE_PAGE_MAX: u32 = 100;
 pub const USAGE_PAGE_DEFAULT: u32 = 50;
@@ -142,6 +177,23 @@ mod tests {
                 Err(e) => {
                     prop_assert_eq!(e.status(), 400);
                     prop_assert!(matches!(e.param(), Some("limit" | "cursor")));
+                }
+            }
+        }
+
+        #[test]
+        fn any_page_is_bounded_or_a_named_400(
+            limit in proptest::option::of(prop_oneof![any::<String>(), "-?[0-9]{1,22}"]),
+            offset in proptest::option::of(prop_oneof![any::<String>(), "-?[0-9]{1,22}"]),
+        ) {
+            match Page::parse(limit.as_deref(), offset.as_deref()) {
+                Ok(p) => {
+                    prop_assert!((1..=Page::LIMIT_MAX).contains(&p.limit));
+                    prop_assert!(p.offset <= Page::OFFSET_MAX);
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.status(), 400);
+                    prop_assert!(matches!(e.param(), Some("limit" | "offset")));
                 }
             }
         }

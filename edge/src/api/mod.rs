@@ -10,7 +10,8 @@
 //! - [`jobs`] — get, cancel, active jobs, estimates; [`streams`] — the event streams.
 //! - [`webhooks`] — the signing secret, each job's delivery log and replay.
 //! - [`bfl`] — the BFL-style façade.
-//! - [`outputs`] — generated files from R2.
+//! - [`files`] — uploads, and the lists of your uploads and outputs; [`outputs`] —
+//!   generated files from R2.
 //! - [`catalog`], [`health`], [`openapi`] — models and queue status, health, the document.
 //! - [`origin`] — what origins send: signed events, output uploads, heartbeats.
 
@@ -21,6 +22,7 @@ pub mod bfl;
 pub mod billing;
 pub mod catalog;
 pub mod credits;
+pub mod files;
 pub mod health;
 pub mod idempotency;
 pub mod images;

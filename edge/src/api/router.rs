@@ -7,10 +7,11 @@ use kiln_shared::{ApiError, ErrorCode};
 use worker::{Env, Method, Request, Response};
 
 use super::{
-    accounts, admin, bfl, billing, catalog, credits, health, idempotency, images, jobs, keys,
-    openapi, origin, outputs, streams, submit, usage, video, webhooks,
+    accounts, admin, bfl, billing, catalog, credits, files, health, idempotency, images, jobs,
+    keys, openapi, origin, outputs, streams, submit, usage, video, webhooks,
 };
 use crate::api::auth::{authenticate, Caller};
+use crate::durable::account::proto::FileKind;
 use crate::platform::error::{EdgeError, EdgeResult};
 
 /// Routes anyone may call (their own checks, if any, are inside: signatures, tokens).
@@ -50,6 +51,11 @@ enum Keyed<'a> {
     WebhookSecretRotate,
     BflSubmit(&'a str),
     BflResult,
+    Uploads,
+    UploadsMine,
+    Upload(&'a str),
+    GenerationsMine,
+    Generation(&'a str),
 }
 
 impl Keyed<'_> {
@@ -104,6 +110,11 @@ fn resolve<'a>(segments: &[&'a str]) -> Option<(Resolved<'a>, &'static [Method])
         ["flux", "v1", model] => (K(Keyed::BflSubmit(model)), &[Post]),
         ["v1", "webhooks", "secret", "rotate"] => (K(Keyed::WebhookSecretRotate), &[Post]),
         ["v1", "jobs", id] => (K(Keyed::Job(id)), &[Get, Delete]),
+        ["v1", "uploads"] => (K(Keyed::Uploads), &[Post]),
+        ["v1", "uploads", "mine"] => (K(Keyed::UploadsMine), &[Get]),
+        ["v1", "uploads", id] => (K(Keyed::Upload(id)), &[Delete]),
+        ["v1", "generations", "mine"] => (K(Keyed::GenerationsMine), &[Get]),
+        ["v1", "generations", name] => (K(Keyed::Generation(name)), &[Delete]),
         _ => return None,
     })
 }
@@ -239,6 +250,13 @@ async fn handle_keyed(
             .await
         }
         (Keyed::BflResult, _) => bfl::handle_result(&req, env, caller).await,
+        (Keyed::Uploads, _) => files::handle_upload(req, env, caller).await,
+        (Keyed::UploadsMine, _) => files::handle_list(&req, caller, FileKind::Upload).await,
+        (Keyed::Upload(id), _) => files::handle_delete(env, caller, FileKind::Upload, id).await,
+        (Keyed::GenerationsMine, _) => files::handle_list(&req, caller, FileKind::Output).await,
+        (Keyed::Generation(name), _) => {
+            files::handle_delete(env, caller, FileKind::Output, name).await
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! a ledger row.
 //!
 //! - [`proto`] — its messages; [`keys`] — authentication, rate limits, the key list;
+//!   [`files`] — the account's uploads and outputs (deduplicated by content);
 //!   [`ledger`] — balances, holds, usage, top-ups, adjustments; [`idempotency`] — stored
 //!   responses per `Idempotency-Key`; [`webhooks`] — the signing secrets.
 //!
@@ -15,6 +16,7 @@
 //! Ledger rows record magnitudes (always positive) except adjustments (signed); the
 //! `kind` ([`proto::LedgerKind`]) says what moved.
 
+pub mod files;
 pub mod idempotency;
 pub mod keys;
 pub mod ledger;
@@ -58,6 +60,13 @@ const SCHEMA: &[&str] = &[
         body TEXT, headers TEXT, created_at_ms INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS rate (key_id TEXT PRIMARY KEY, tokens_milli INTEGER NOT NULL, updated_ms INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS stripe_events (event_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS files (
+        filename TEXT PRIMARY KEY, kind TEXT NOT NULL, sha256 TEXT NOT NULL, format TEXT NOT NULL,
+        content_type TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+        frame_count INTEGER NOT NULL, size_bytes INTEGER NOT NULL, original_filename TEXT,
+        job_id TEXT, created_at_ms INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS files_by_hash ON files (kind, sha256)",
+    "CREATE INDEX IF NOT EXISTS files_by_age ON files (kind, created_at_ms)",
     // The current signing secret has no expiry; a rotated-out one signs until it expires.
     "CREATE TABLE IF NOT EXISTS webhook_secrets (
         secret TEXT PRIMARY KEY, created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER)",
@@ -108,6 +117,14 @@ impl AccountDo {
             IdemFinish::PATH => rpc::answer::<IdemFinish>(self.idem_finish(rpc::read(req).await?)),
             IdemAbort::PATH => rpc::answer::<IdemAbort>(self.idem_abort(rpc::read(req).await?)),
             TopUp::PATH => rpc::answer::<TopUp>(self.top_up(rpc::read(req).await?)),
+            RecordUpload::PATH => {
+                rpc::answer::<RecordUpload>(self.record_upload(rpc::read(req).await?))
+            }
+            RecordOutputs::PATH => {
+                rpc::answer::<RecordOutputs>(self.record_outputs(rpc::read(req).await?))
+            }
+            ListFiles::PATH => rpc::answer::<ListFiles>(self.list_files(rpc::read(req).await?)),
+            DeleteFile::PATH => rpc::answer::<DeleteFile>(self.delete_file(rpc::read(req).await?)),
             Adjust::PATH => rpc::answer::<Adjust>(self.adjust(rpc::read(req).await?)),
             GetWebhookSecrets::PATH => rpc::answer::<GetWebhookSecrets>(self.webhook_secrets()),
             RotateWebhookSecret::PATH => {

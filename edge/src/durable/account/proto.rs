@@ -382,7 +382,91 @@ impl WebhookSecrets {
     }
 }
 
+/// Which list a file is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// Sent by the account (`POST /v1/uploads`).
+    Upload,
+    /// Made by one of the account's jobs.
+    Output,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Upload => "upload",
+            FileKind::Output => "output",
+        }
+    }
+}
+
+/// A file of the account, as its lists show it.
+#[derive(Serialize, Deserialize, Clone)]
+pub struct FileRecord {
+    /// `up_…` for an upload, the job-derived name for an output.
+    pub filename: String,
+    pub kind: FileKind,
+    pub sha256: String,
+    /// `png`, `apng`, `jpeg`, `webp`, `gif`, `mp4`.
+    pub format: String,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub frame_count: u32,
+    pub size_bytes: u64,
+    pub original_filename: Option<String>,
+    pub job_id: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// Records an upload, unless the account already has the same bytes: then answers
+/// that one (`deduplicated`).
+#[derive(Serialize, Deserialize)]
+pub struct RecordUpload {
+    pub file: FileRecord,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Recorded {
+    pub file: FileRecord,
+    pub deduplicated: bool,
+}
+
+/// Records a completed job's outputs (again: a repeat changes nothing).
+#[derive(Serialize, Deserialize)]
+pub struct RecordOutputs {
+    pub files: Vec<FileRecord>,
+}
+
+/// A page of the account's files of one kind, newest first.
+#[derive(Serialize, Deserialize)]
+pub struct ListFiles {
+    pub kind: FileKind,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Files {
+    pub files: Vec<FileRecord>,
+    pub has_more: bool,
+}
+
+/// Forgets one of the account's files, named by its filename or (without the
+/// extension) its id; answers it (404 `file_not_found` when the account has no such
+/// file). The caller deletes the bytes.
+#[derive(Serialize, Deserialize)]
+pub struct DeleteFile {
+    pub kind: FileKind,
+    pub name: String,
+}
+
 message!(AccountDo, Init => "/init", Created);
+message!(AccountDo, RecordUpload => "/files/upload", Recorded);
+message!(AccountDo, RecordOutputs => "/files/outputs", Done);
+message!(AccountDo, ListFiles => "/files/list", Files);
+message!(AccountDo, DeleteFile => "/files/delete", FileRecord);
 message!(AccountDo, Authenticate => "/auth", Principal);
 message!(AccountDo, Hold => "/hold", Balances);
 message!(AccountDo, Settle => "/settle", Settled);

@@ -1,13 +1,13 @@
 //! A job's life: creation and queueing, the origin's events, cancel, a lost origin, and
 //! the settlement of its hold. The Dispatcher is told when the job ends or is withdrawn.
 
-use kiln_shared::jobs::{Applied, FailureCode, Ignored, JobState, JobStatus};
+use kiln_shared::jobs::{Applied, FailureCode, Ignored, JobParams, JobState, JobStatus};
 use kiln_shared::origin::{DispatchJob, EventAck, EventEnvelope};
 use kiln_shared::{ApiError, ErrorCode};
 
 use super::proto::*;
 use super::{JobDo, Stored};
-use crate::durable::account::proto::Settle;
+use crate::durable::account::proto::{FileKind, FileRecord, RecordOutputs, Settle};
 use crate::durable::dispatcher::proto::{Enqueue, Finish, Withdraw};
 use crate::platform::bindings;
 use crate::platform::clock::now_ms;
@@ -214,21 +214,33 @@ impl JobDo {
         Ok(LostAnswer { requeue: None })
     }
 
-    /// Captures (completed) or releases (anything else) the job's hold, once. If the
-    /// Account DO cannot be reached, the alarm retries until it succeeds.
+    /// Captures (completed) or releases (anything else) the job's hold, once, and
+    /// records a completed job's outputs in the account's file list. If the Account DO
+    /// cannot be reached, the alarm retries until it succeeds.
     pub(super) async fn settle(&self, job: &JobState) -> EdgeResult<()> {
-        if job.cost.micros() == 0 {
-            return self.mark_settled(job);
+        let completed = job.status == JobStatus::Completed;
+        let result = async {
+            let account = bindings::account(&self.env, &job.account_id)?;
+            if completed && !job.outputs.is_empty() {
+                account
+                    .call(&RecordOutputs {
+                        files: job.outputs.iter().map(|o| output_record(job, o)).collect(),
+                    })
+                    .await?;
+            }
+            if job.cost.micros() > 0 {
+                account
+                    .call(&Settle {
+                        job_id: job.id.clone(),
+                        capture: completed,
+                    })
+                    .await?;
+            }
+            EdgeResult::Ok(())
         }
-        let settle = Settle {
-            job_id: job.id.clone(),
-            capture: job.status == JobStatus::Completed,
-        };
-        match bindings::account(&self.env, &job.account_id)?
-            .call(&settle)
-            .await
-        {
-            Ok(_) => self.mark_settled(job),
+        .await;
+        match result {
+            Ok(()) => self.mark_settled(job),
             Err(e) => {
                 worker::console_error!("settle {} failed, will retry: {e:?}", job.id);
                 self.rearm().await
@@ -242,6 +254,29 @@ impl JobDo {
             vec![job.id.as_str().into()],
         )?;
         Ok(())
+    }
+}
+
+/// A job's output as the account's file list records it.
+fn output_record(job: &JobState, o: &kiln_shared::origin::OutputMeta) -> FileRecord {
+    let format = o.filename.extension().to_owned();
+    FileRecord {
+        filename: o.filename.to_string(),
+        kind: FileKind::Output,
+        // Outputs are never deduplicated; the name is unique already.
+        sha256: String::new(),
+        format,
+        content_type: o.content_type.clone(),
+        width: o.width,
+        height: o.height,
+        frame_count: match &job.params {
+            JobParams::Video(v) => v.num_frames,
+            JobParams::Image(_) => 1,
+        },
+        size_bytes: o.size_bytes,
+        original_filename: None,
+        job_id: Some(job.id.to_string()),
+        created_at_ms: job.completed_at_ms.unwrap_or(job.queued_at_ms),
     }
 }
 

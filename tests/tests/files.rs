@@ -1,0 +1,390 @@
+//! End-to-end: uploads (`POST /v1/uploads`, `GET /v1/uploads/mine`,
+//! `DELETE /v1/uploads/{id}`) against the real stack. Formats are recognised from the
+//! bytes, never from the name; the same bytes twice are one file; limits answer in the
+//! API's error shape and store nothing.
+
+mod common;
+
+use std::io::Cursor;
+
+use common::*;
+use image::codecs::gif::{GifEncoder, Repeat};
+use image::{Delay, Frame, ImageFormat, Rgba, RgbaImage};
+use reqwest::blocking::multipart::{Form, Part};
+use serde_json::Value;
+
+fn upload(key: &str, name: &str, bytes: Vec<u8>) -> Reply {
+    let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()));
+    reply(
+        client()
+            .post(format!("{}/v1/uploads", env().edge))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .unwrap(),
+    )
+}
+
+fn pixels(w: u32, h: u32, seed: u8) -> RgbaImage {
+    RgbaImage::from_fn(w, h, |x, y| {
+        Rgba([(x as u8).wrapping_add(seed), y as u8, seed, 255])
+    })
+}
+
+fn encode(img: &RgbaImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    match format {
+        ImageFormat::Jpeg => image::DynamicImage::ImageRgba8(img.clone())
+            .to_rgb8()
+            .write_to(&mut out, format)
+            .unwrap(),
+        _ => img.write_to(&mut out, format).unwrap(),
+    }
+    out.into_inner()
+}
+
+fn png(w: u32, h: u32, seed: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgba);
+    let mut writer = enc.write_header().unwrap();
+    writer
+        .write_image_data(pixels(w, h, seed).as_raw())
+        .unwrap();
+    drop(writer);
+    out
+}
+
+fn animated_gif(w: u32, h: u32, frames: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = GifEncoder::new(&mut out);
+        enc.set_repeat(Repeat::Infinite).unwrap();
+        for i in 0..frames {
+            let frame = Frame::from_parts(
+                pixels(w, h, i * 40),
+                0,
+                0,
+                Delay::from_numer_denom_ms(100, 1),
+            );
+            enc.encode_frame(frame).unwrap();
+        }
+    }
+    out
+}
+
+/// A PNG whose header declares `w`×`h` (a decompression bomb when huge): signature,
+/// IHDR with a valid CRC, one empty IDAT, IEND.
+fn png_declaring(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut typed = kind.to_vec();
+        typed.extend_from_slice(data);
+        out.extend_from_slice(&typed);
+        out.extend_from_slice(&crc32(&typed).to_be_bytes());
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &[]);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// Format, width, height, frame count.
+type Probe<'a> = (&'a str, u64, u64, u64);
+
+fn probe_of(r: &Reply) -> (String, u64, u64, u64) {
+    (
+        r.body["format"].as_str().unwrap_or_default().to_owned(),
+        r.body["width"].as_u64().unwrap_or(0),
+        r.body["height"].as_u64().unwrap_or(0),
+        r.body["frame_count"].as_u64().unwrap_or(0),
+    )
+}
+
+#[test]
+fn each_format_is_recognised_from_its_bytes_with_its_probe() {
+    let key = new_account();
+    let cases: Vec<(&str, Vec<u8>, Probe)> = vec![
+        ("a.png", png(64, 48, 1), ("png", 64, 48, 1)),
+        (
+            "b.jpg",
+            encode(&pixels(40, 30, 2), ImageFormat::Jpeg),
+            ("jpeg", 40, 30, 1),
+        ),
+        ("c.gif", animated_gif(20, 10, 3), ("gif", 20, 10, 3)),
+        (
+            "d.webp",
+            encode(&pixels(33, 17, 4), ImageFormat::WebP),
+            ("webp", 33, 17, 1),
+        ),
+        // The name says nothing: a JPEG called .png is a JPEG.
+        (
+            "lies.png",
+            encode(&pixels(16, 16, 5), ImageFormat::Jpeg),
+            ("jpeg", 16, 16, 1),
+        ),
+    ];
+    for (name, bytes, (format, w, h, frames)) in cases {
+        let r = upload(&key, name, bytes.clone());
+        assert_eq!(r.status, 201, "{name}: {}", r.body);
+        assert_eq!(
+            probe_of(&r),
+            (format.to_owned(), w, h, frames),
+            "{name}: {}",
+            r.body
+        );
+        assert_eq!(r.body["size_bytes"].as_u64(), Some(bytes.len() as u64));
+        assert_eq!(r.body["original_filename"], name);
+        assert_eq!(r.body["deduplicated"], false);
+        let id = r.body["id"].as_str().unwrap();
+        assert!(id.starts_with("up_"), "{}", r.body);
+        let filename = r.body["filename"].as_str().unwrap();
+        assert!(
+            filename.starts_with(id)
+                && filename.ends_with(&format!(
+                    ".{}",
+                    if format == "jpeg" { "jpg" } else { format }
+                )),
+            "{}",
+            r.body
+        );
+    }
+    let list = get("/v1/uploads/mine?limit=100", &key);
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn the_same_bytes_twice_are_one_file() {
+    let key = new_account();
+    let bytes = png(32, 32, 9);
+    let first = upload(&key, "one.png", bytes.clone());
+    assert_eq!(first.status, 201, "{}", first.body);
+    let second = upload(&key, "two.png", bytes.clone());
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(second.body["deduplicated"], true);
+    assert_eq!(second.body["id"], first.body["id"]);
+    assert_eq!(second.body["filename"], first.body["filename"]);
+    // Another account's copy is its own file.
+    let other = upload(&new_account(), "one.png", bytes);
+    assert_eq!(other.body["deduplicated"], false);
+    assert_ne!(other.body["id"], first.body["id"]);
+    let list = get("/v1/uploads/mine", &key);
+    assert_eq!(
+        list.body["data"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.body
+    );
+}
+
+#[test]
+fn refused_uploads_get_the_error_shape_and_store_nothing() {
+    let key = new_account();
+    let too_big = vec![0u8; 21_000_000];
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("big.png", too_big, 413, "payload_too_large"),
+        (
+            "notes.png",
+            b"just some text, not an image\n".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        ("empty.png", Vec::new(), 415, "unsupported_media_type"),
+        (
+            "bomb.png",
+            png_declaring(100_000, 100_000),
+            400,
+            "image_too_large",
+        ),
+    ];
+    for (name, bytes, status, code) in cases {
+        let r = upload(&key, name, bytes);
+        assert_eq!(r.status, status, "{name}: {}", r.body);
+        assert_eq!(error_of(&r).0, code, "{name}: {}", r.body);
+    }
+    // Not multipart, and no `file` field.
+    let r = post("/v1/uploads", &key, &serde_json::json!({"file": "x"}));
+    assert_eq!(
+        (r.status, error_of(&r).0.as_str()),
+        (415, "unsupported_media_type"),
+        "{}",
+        r.body
+    );
+    let form = Form::new().text("other", "x");
+    let r = reply(
+        client()
+            .post(format!("{}/v1/uploads", env().edge))
+            .bearer_auth(&key)
+            .multipart(form)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        (r.status, error_of(&r)),
+        (400, ("missing_parameter".into(), Some("file".into()))),
+        "{}",
+        r.body
+    );
+    let list = get("/v1/uploads/mine", &key);
+    assert_eq!(list.body["data"], Value::Array(vec![]), "{}", list.body);
+}
+
+#[test]
+fn uploads_are_listed_newest_first_and_deleted_by_their_owner_only() {
+    let key = new_account();
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            let r = upload(&key, "x.png", png(8, 8, i));
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let page = get("/v1/uploads/mine?limit=2", &key);
+    let listed: Vec<&str> = page.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()], "{}", page.body);
+    assert_eq!(page.body["has_more"], true);
+    let rest = get("/v1/uploads/mine?limit=2&offset=2", &key);
+    assert_eq!(rest.body["data"][0]["id"], ids[0].as_str());
+    assert_eq!(rest.body["has_more"], false);
+    for (query, param) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("offset=-1", "offset"),
+    ] {
+        let r = get(&format!("/v1/uploads/mine?{query}"), &key);
+        assert_eq!(
+            (r.status, error_of(&r).1),
+            (400, Some(param.to_owned())),
+            "{query}: {}",
+            r.body
+        );
+    }
+
+    // Someone else's id is not found for them, and stays.
+    let other = new_account();
+    let r = reply(
+        client()
+            .delete(format!("{}/v1/uploads/{}", env().edge, ids[0]))
+            .bearer_auth(&other)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        (r.status, error_of(&r).0.as_str()),
+        (404, "file_not_found"),
+        "{}",
+        r.body
+    );
+    let r = reply(
+        client()
+            .delete(format!("{}/v1/uploads/{}", env().edge, ids[0]))
+            .bearer_auth(&key)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = reply(
+        client()
+            .delete(format!("{}/v1/uploads/{}", env().edge, ids[0]))
+            .bearer_auth(&key)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    let left = get("/v1/uploads/mine", &key);
+    assert_eq!(
+        left.body["data"].as_array().unwrap().len(),
+        2,
+        "{}",
+        left.body
+    );
+}
+
+#[test]
+fn outputs_are_listed_as_generations_and_deleted_by_their_owner() {
+    let key = new_account();
+    let r = post(
+        "/v1/images/generations",
+        &key,
+        &serde_json::json!({"prompt": "a listed output", "width": 512, "height": 768}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let url = r.body["data"][0]["url"].as_str().unwrap().to_owned();
+    let job_id = r.body["job_id"].as_str().unwrap().to_owned();
+    let list = get("/v1/generations/mine", &key);
+    assert_eq!(list.status, 200, "{}", list.body);
+    let data = list.body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{}", list.body);
+    let out = &data[0];
+    assert_eq!(
+        (out["url"].as_str(), out["job_id"].as_str()),
+        (Some(url.as_str()), Some(job_id.as_str()))
+    );
+    assert_eq!(
+        (
+            out["width"].as_u64(),
+            out["height"].as_u64(),
+            out["format"].as_str()
+        ),
+        (Some(512), Some(768), Some("png"))
+    );
+    let filename = out["filename"].as_str().unwrap().to_owned();
+
+    // Another account sees none, and cannot delete it.
+    let other = new_account();
+    assert_eq!(
+        get("/v1/generations/mine", &other).body["data"],
+        Value::Array(vec![])
+    );
+    let r = reply(
+        client()
+            .delete(format!("{}/v1/generations/{filename}", env().edge))
+            .bearer_auth(&other)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(download(&url).0, 200);
+
+    let r = reply(
+        client()
+            .delete(format!("{}/v1/generations/{filename}", env().edge))
+            .bearer_auth(&key)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(download(&url).0, 404);
+    assert_eq!(
+        get("/v1/generations/mine", &key).body["data"],
+        Value::Array(vec![])
+    );
+    // The job keeps its record.
+    let job = get(&format!("/v1/jobs/{job_id}"), &key);
+    assert_eq!(job.body["status"], "completed", "{}", job.body);
+}
