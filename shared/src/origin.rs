@@ -24,6 +24,13 @@ pub fn output_path(job: &JobId, file: &Filename) -> String {
     format!("/internal/origin/jobs/{job}/outputs/{file}")
 }
 
+/// Origin → edge `GET`, signed like the others (empty body): one of the job's
+/// `input_files`, as stored (an upload or an earlier output of the same account). The
+/// edge answers only for files the job names; never a public URL.
+pub fn input_path(job: &JobId, file: &Filename) -> String {
+    format!("/internal/origin/jobs/{job}/inputs/{file}")
+}
+
 /// A job as the edge hands it to an origin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DispatchJob {
