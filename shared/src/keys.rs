@@ -146,10 +146,6 @@ impl std::fmt::Debug for ApiKey {
 pub struct KeyHash(String);
 
 impl KeyHash {
-    pub fn from_stored(hex: String) -> Self {
-        Self(hex)
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }

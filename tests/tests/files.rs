@@ -388,3 +388,158 @@ fn outputs_are_listed_as_generations_and_deleted_by_their_owner() {
     let job = get(&format!("/v1/jobs/{job_id}"), &key);
     assert_eq!(job.body["status"], "completed", "{}", job.body);
 }
+
+/// A solid-colour PNG.
+fn solid_png(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let img = RgbaImage::from_pixel(w, h, Rgba([rgb[0], rgb[1], rgb[2], 255]));
+    encode(&img, ImageFormat::Png)
+}
+
+/// The mean red, green and blue of a PNG.
+fn mean_rgb(bytes: &[u8]) -> [f64; 3] {
+    let img = image::load_from_memory_with_format(bytes, ImageFormat::Png)
+        .unwrap()
+        .to_rgb8();
+    let mut sum = [0f64; 3];
+    for p in img.pixels() {
+        for c in 0..3 {
+            sum[c] += f64::from(p[c]);
+        }
+    }
+    let n = f64::from(img.width() * img.height());
+    sum.map(|s| s / n)
+}
+
+#[test]
+fn img2img_uses_the_callers_upload_and_lists_it() {
+    let key = new_account();
+    let up = upload(&key, "red.png", solid_png(256, 256, [230, 20, 20]));
+    assert_eq!(up.status, 201, "{}", up.body);
+    let filename = up.body["filename"].as_str().unwrap().to_owned();
+    let r = post(
+        "/v1/images/generations",
+        &key,
+        &serde_json::json!({"prompt": "the same, redder", "width": 512, "height": 512, "input_files": [filename]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let job = get(
+        &format!("/v1/jobs/{}", r.body["job_id"].as_str().unwrap()),
+        &key,
+    );
+    assert_eq!(
+        job.body["input_files"],
+        serde_json::json!([filename]),
+        "{}",
+        job.body
+    );
+    assert_eq!(job.body["params"]["width"], 512);
+    let (status, _, bytes) = download(r.body["data"][0]["url"].as_str().unwrap());
+    assert_eq!(status, 200);
+    assert_eq!(png_size(&bytes), (512, 512));
+    // The sim derives an img2img output from its reference: mostly red.
+    let [red, green, blue] = mean_rgb(&bytes);
+    assert!(
+        red > green + 60.0 && red > blue + 60.0,
+        "mean {red} {green} {blue}"
+    );
+
+    // An output of the caller's is an input too.
+    let out = r.body["data"][0]["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let again = post(
+        "/v1/images/generations?async_mode=true",
+        &key,
+        &serde_json::json!({"prompt": "again", "input_files": [out]}),
+    );
+    assert_eq!(again.status, 202, "{}", again.body);
+    let done = wait_terminal(&key, again.body["job_id"].as_str().unwrap());
+    assert_eq!(done["status"], "completed", "{done}");
+}
+
+#[test]
+fn another_accounts_file_is_403_and_costs_nothing() {
+    let owner = new_account();
+    let up = upload(&owner, "mine.png", png(64, 64, 7));
+    let filename = up.body["filename"].as_str().unwrap().to_owned();
+    let thief = new_account();
+    let before = credits(&thief);
+    for (path, body) in [
+        (
+            "/v1/images/generations",
+            serde_json::json!({"prompt": "x", "input_files": [filename]}),
+        ),
+        (
+            "/v1/video/generations",
+            serde_json::json!({"prompt": "x", "input_files": [filename]}),
+        ),
+        (
+            "/v1/images/generations",
+            serde_json::json!({"prompt": "x", "input_files": ["up_nosuchfileatall.png"]}),
+        ),
+    ] {
+        let r = post(path, &thief, &body);
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert_eq!(
+            error_of(&r),
+            ("file_not_yours".into(), Some("input_files".into())),
+            "{}",
+            r.body
+        );
+    }
+    let after = credits(&thief);
+    assert_eq!(
+        micros(&after["balance_usd"]),
+        micros(&before["balance_usd"])
+    );
+    assert_eq!(micros(&after["held_usd"]), 0);
+    assert_eq!(
+        get("/v1/usage", &thief).body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "only the trial grant"
+    );
+}
+
+#[test]
+fn image_to_video_takes_exactly_one_input() {
+    let key = new_account();
+    let a = upload(&key, "a.png", solid_png(96, 96, [20, 200, 40])).body["filename"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = upload(&key, "b.png", solid_png(96, 96, [20, 40, 200])).body["filename"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let two = post(
+        "/v1/video/generations",
+        &key,
+        &serde_json::json!({"prompt": "x", "model": "ltx-2.3-fast", "num_frames": 25, "input_files": [a, b]}),
+    );
+    assert_eq!(
+        (two.status, error_of(&two).1),
+        (400, Some("input_files".into())),
+        "{}",
+        two.body
+    );
+    let r = post(
+        "/v1/video/generations?async_mode=true",
+        &key,
+        &serde_json::json!({"prompt": "grass in wind", "model": "ltx-2.3-fast", "num_frames": 25, "input_files": [a]}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let done = wait_terminal(&key, r.body["job_id"].as_str().unwrap());
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["input_files"], serde_json::json!([a]));
+    let (status, _, mp4) = download(done["outputs"][0]["url"].as_str().unwrap());
+    assert_eq!(status, 200);
+    let probe = ffprobe(&mp4);
+    assert_eq!(probe["codec_name"], "h264", "{probe}");
+}

@@ -83,6 +83,51 @@ pub async fn handle_heartbeat(mut req: Request, env: &Env) -> EdgeResult<Respons
     json(200, &json!({"ok": true}))
 }
 
+/// `GET /internal/origin/jobs/{id}/inputs/{filename}`: one of the job's input files,
+/// for the origin running it (signed; never a public URL). Only files the job names
+/// are served, from where they are stored (uploads, or the account's outputs).
+pub async fn handle_input(req: Request, env: &Env, id: &str, name: &str) -> EdgeResult<Response> {
+    verify(&req, env, b"")?;
+    let id = JobId::parse(id).ok_or_else(unknown_job)?;
+    let job = bindings::job(env, &id)?
+        .call(&GetJob {
+            with_position: false,
+        })
+        .await?
+        .job;
+    let Some(file) = job.input_files.iter().find(|f| f.as_str() == name) else {
+        return Err(ApiError::not_found(
+            ErrorCode::FileNotFound,
+            "This job has no input file by that name.",
+        )
+        .into());
+    };
+    let key = input_key(file);
+    let object = env
+        .bucket("MEDIA")?
+        .get(&key)
+        .execute()
+        .await?
+        .ok_or_else(|| ApiError::not_found(ErrorCode::FileNotFound, "The input file is gone."))?;
+    let body = object
+        .body()
+        .ok_or_else(|| ApiError::not_found(ErrorCode::FileNotFound, "The input file is gone."))?;
+    let headers = worker::Headers::new();
+    headers.set("content-type", file.content_type())?;
+    headers.set("content-length", &object.size().to_string())?;
+    Ok(Response::from_stream(body.stream()?)?.with_headers(headers))
+}
+
+/// Where an input file is stored: uploads (`up_…`) under `uploads/`, outputs under
+/// `outputs/`.
+pub fn input_key(file: &Filename) -> String {
+    if file.as_str().starts_with("up_") {
+        crate::api::files::upload_key(file.as_str())
+    } else {
+        output_key(file)
+    }
+}
+
 pub async fn handle_output(
     mut req: Request,
     env: &Env,

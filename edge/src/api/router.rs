@@ -27,6 +27,7 @@ enum Public<'a> {
     OriginEvents(&'a str),
     OriginOutput(&'a str, &'a str),
     OriginHeartbeat,
+    OriginInput(&'a str, &'a str),
     Models,
     QueueStatus,
     JobEstimate,
@@ -90,6 +91,9 @@ fn resolve<'a>(segments: &[&'a str]) -> Option<(Resolved<'a>, &'static [Method])
             (P(Public::OriginOutput(id, name)), &[Put])
         }
         ["internal", "origin", "heartbeat"] => (P(Public::OriginHeartbeat), &[Post]),
+        ["internal", "origin", "jobs", id, "inputs", name] => {
+            (P(Public::OriginInput(id, name)), &[Get])
+        }
         ["v1", "models"] => (P(Public::Models), &[Get]),
         ["v1", "queue", "status"] => (P(Public::QueueStatus), &[Get]),
         ["v1", "jobs", "estimate"] => (P(Public::JobEstimate), &[Get]),
@@ -166,6 +170,7 @@ async fn public(route: Public<'_>, req: Request, env: Env) -> EdgeResult<Respons
         Public::OriginEvents(id) => origin::handle_event(req, &env, id).await,
         Public::OriginOutput(id, name) => origin::handle_output(req, &env, id, name).await,
         Public::OriginHeartbeat => origin::handle_heartbeat(req, &env).await,
+        Public::OriginInput(id, name) => origin::handle_input(req, &env, id, name).await,
         Public::Models => catalog::handle_models(&env).await,
         Public::QueueStatus => catalog::handle_queue_status(&env).await,
         Public::JobEstimate => jobs::handle_estimate(&req, &env).await,

@@ -26,7 +26,7 @@ use worker::{Env, Request, Response};
 use crate::api::auth::Caller;
 use crate::api::outputs::output_key;
 use crate::api::router::base_url;
-use crate::durable::account::proto::{Balances, Hold, Settle};
+use crate::durable::account::proto::{Balances, Hold, OwnFiles, Settle};
 use crate::durable::job::proto::{Create, Wait};
 use crate::platform::bindings;
 use crate::platform::clock::{now_ms, random_bytes};
@@ -118,6 +118,15 @@ pub(super) async fn submit(
                 ApiError::invalid_param(&s.options.reply_url_param, ErrorCode::InvalidReplyUrl, why)
             },
         )?;
+    }
+    // Inputs must be the caller's own files: checked before anything is held.
+    if !s.input_files.is_empty() {
+        caller
+            .account
+            .call(&OwnFiles {
+                filenames: s.input_files.iter().map(|f| f.to_string()).collect(),
+            })
+            .await?;
     }
     let base = base_url(&req)?;
     let id = JobId::generate(now_ms() as u64, random_bytes());

@@ -92,6 +92,25 @@ impl AccountDo {
         Ok(Files { files, has_more })
     }
 
+    pub(super) fn own_files(&self, body: OwnFiles) -> EdgeResult<Owned> {
+        let mut files = Vec::with_capacity(body.filenames.len());
+        for name in &body.filenames {
+            let found = self.files_where("WHERE filename = ?", vec![name.as_str().into()])?;
+            let Some(file) = found.into_iter().next() else {
+                return Err(ApiError::forbidden(
+                    ErrorCode::FileNotYours,
+                    format!(
+                        "{name:?} is not one of your files; use the `filename` of one of your uploads or outputs."
+                    ),
+                )
+                .with_param("input_files")
+                .into());
+            };
+            files.push(file);
+        }
+        Ok(Owned { files })
+    }
+
     pub(super) fn delete_file(&self, body: DeleteFile) -> EdgeResult<FileRecord> {
         // The name is the filename, or the id: the filename up to its extension.
         let found = self.files_where(

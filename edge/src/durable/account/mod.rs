@@ -124,6 +124,7 @@ impl AccountDo {
                 rpc::answer::<RecordOutputs>(self.record_outputs(rpc::read(req).await?))
             }
             ListFiles::PATH => rpc::answer::<ListFiles>(self.list_files(rpc::read(req).await?)),
+            OwnFiles::PATH => rpc::answer::<OwnFiles>(self.own_files(rpc::read(req).await?)),
             DeleteFile::PATH => rpc::answer::<DeleteFile>(self.delete_file(rpc::read(req).await?)),
             Adjust::PATH => rpc::answer::<Adjust>(self.adjust(rpc::read(req).await?)),
             GetWebhookSecrets::PATH => rpc::answer::<GetWebhookSecrets>(self.webhook_secrets()),

@@ -439,6 +439,18 @@ pub struct RecordOutputs {
     pub files: Vec<FileRecord>,
 }
 
+/// Checks that every one of `filenames` is a file of this account (an upload or an
+/// output); 403 `file_not_yours` (`param: "input_files"`) naming the first that is not.
+#[derive(Serialize, Deserialize)]
+pub struct OwnFiles {
+    pub filenames: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Owned {
+    pub files: Vec<FileRecord>,
+}
+
 /// A page of the account's files of one kind, newest first.
 #[derive(Serialize, Deserialize)]
 pub struct ListFiles {
@@ -466,6 +478,7 @@ message!(AccountDo, Init => "/init", Created);
 message!(AccountDo, RecordUpload => "/files/upload", Recorded);
 message!(AccountDo, RecordOutputs => "/files/outputs", Done);
 message!(AccountDo, ListFiles => "/files/list", Files);
+message!(AccountDo, OwnFiles => "/files/own", Owned);
 message!(AccountDo, DeleteFile => "/files/delete", FileRecord);
 message!(AccountDo, Authenticate => "/auth", Principal);
 message!(AccountDo, Hold => "/hold", Balances);
