@@ -27,6 +27,7 @@ pub mod engine;
 pub mod error;
 pub mod flag;
 pub mod heartbeat;
+pub mod inputs;
 pub mod replay;
 pub mod routes;
 pub mod runner;

@@ -102,6 +102,11 @@ impl Runner {
         reporter: &mut Reporter<'_>,
         stop: &Flag,
     ) -> Option<OriginEvent> {
+        // Inputs first: a job whose inputs cannot be had fails before the engine starts.
+        let inputs = match crate::inputs::prepare(&self.edge, job).await {
+            Ok(inputs) => inputs,
+            Err(e) => return failure(e),
+        };
         let (tx, mut rx) = mpsc::channel(PROGRESS_QUEUE_LEN_MAX);
         let forward = async {
             while let Some(progress) = rx.recv().await {
@@ -113,7 +118,8 @@ impl Runner {
         let mut engine = EngineTask({
             let (runner, job, stop) = (Arc::clone(self), job.clone(), stop.clone());
             tokio::spawn(
-                async move { runner.engine.run(&job, tx, &stop).await }.instrument(Span::current()),
+                async move { runner.engine.run(&job, &inputs, tx, &stop).await }
+                    .instrument(Span::current()),
             )
         });
         let (joined, ()) = tokio::join!(&mut engine.0, forward);
@@ -126,18 +132,7 @@ impl Runner {
 
         match result {
             Ok(outputs) => self.upload(job, outputs).await,
-            Err(EngineError::Failed(message)) => Some(OriginEvent::Failed {
-                code: FAILED_CODE.to_owned(),
-                message,
-            }),
-            Err(e @ EngineError::Internal(_)) => {
-                tracing::error!(error = %e, "engine error");
-                Some(OriginEvent::Failed {
-                    code: FAILED_CODE.to_owned(),
-                    message: INTERNAL_FAILURE_MESSAGE.to_owned(),
-                })
-            }
-            Err(EngineError::Stopped) => None,
+            Err(e) => failure(e),
         }
     }
 
@@ -164,6 +159,24 @@ impl Runner {
             engine: self.engine.name().to_owned(),
             simulated: self.engine.simulated(),
         })
+    }
+}
+
+/// The terminal event for an engine error, or `None` for a stop.
+fn failure(e: EngineError) -> Option<OriginEvent> {
+    match e {
+        EngineError::Failed(message) => Some(OriginEvent::Failed {
+            code: FAILED_CODE.to_owned(),
+            message,
+        }),
+        e @ EngineError::Internal(_) => {
+            tracing::error!(error = %e, "engine error");
+            Some(OriginEvent::Failed {
+                code: FAILED_CODE.to_owned(),
+                message: INTERNAL_FAILURE_MESSAGE.to_owned(),
+            })
+        }
+        EngineError::Stopped => None,
     }
 }
 

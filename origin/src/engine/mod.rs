@@ -1,12 +1,15 @@
-//! The engines a job can run on. Each takes a dispatched job, reports progress through a
-//! channel as it goes, and returns the files it made; the [`runner`](crate::runner) turns
-//! that into signed events and uploads, so an engine knows nothing about the edge.
+//! The engines a job can run on. Each takes a dispatched job and its input images,
+//! reports progress through a channel as it goes, and returns the files it made; the
+//! [`runner`](crate::runner) fetches and decodes the inputs ([`crate::inputs`]) and
+//! turns the results into signed events and uploads, so an engine knows nothing about
+//! the edge.
 //!
 //! Only [`sim`] exists today (`docs/architecture.md`, "3. Run"); `comfyui` and `native`
 //! engines would be more variants of [`Engine`].
 
 pub mod sim;
 
+use kiln_shared::ids::Filename;
 use kiln_shared::origin::{DispatchJob, OutputMeta};
 use tokio::sync::mpsc;
 
@@ -32,6 +35,16 @@ pub enum Progress {
         stage: &'static str,
         stage_label: String,
     },
+}
+
+/// One of a job's `input_files`, fetched and decoded: the first frame of an animation,
+/// as 8-bit RGBA at the file's own size. `image` encodes it again (e.g. as PNG) when an
+/// engine must hand it on, as a ComfyUI engine uploading it to ComfyUI would.
+#[derive(Debug, Clone)]
+pub struct InputImage {
+    /// The name the job gave it, in `DispatchJob::input_files` order.
+    pub filename: Filename,
+    pub image: image::RgbaImage,
 }
 
 /// A file an engine made, with what the edge needs to know about it.
@@ -97,16 +110,18 @@ impl Engine {
     }
 
     /// Runs one job to the end, or until `stop` is set ([`EngineError::Stopped`]); the
-    /// engine checks `stop` at least between steps. A closed `progress` channel is not
+    /// engine checks `stop` at least between steps. `inputs` are the job's
+    /// `input_files`, decoded, in the same order. A closed `progress` channel is not
     /// an error: the engine finishes its work either way.
     pub async fn run(
         &self,
         job: &DispatchJob,
+        inputs: &[InputImage],
         progress: mpsc::Sender<Progress>,
         stop: &Flag,
     ) -> Result<Vec<Output>, EngineError> {
         match self {
-            Engine::Sim(sim) => sim.run(job, progress, stop).await,
+            Engine::Sim(sim) => sim.run(job, inputs, progress, stop).await,
         }
     }
 }

@@ -10,7 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use kiln_origin::config::Config;
@@ -335,6 +335,8 @@ pub enum Received {
         content_type: String,
         bytes: Vec<u8>,
     },
+    /// A `GET` of one of a job's input files, whether or not the double had it.
+    InputFetch { path: String },
     /// A request whose signature the edge would refuse; no test expects one.
     BadSignature(String),
 }
@@ -357,7 +359,7 @@ impl Received {
     pub fn job_id(&self) -> Option<String> {
         match self {
             Received::Event(job_id, _) => Some(job_id.to_string()),
-            Received::Upload { path, .. } => path
+            Received::Upload { path, .. } | Received::InputFetch { path } => path
                 .strip_prefix("/internal/origin/jobs/")
                 .and_then(|rest| rest.split('/').next())
                 .map(str::to_owned),
@@ -376,10 +378,14 @@ pub struct EdgeBehaviour {
     pub stop_at: Option<(JobId, u32)>,
     /// Events are answered 200 with an empty body, as an edge from before acks did.
     pub no_ack: bool,
+    /// The input files the double serves, by filename, to any job that asks; others
+    /// are answered 404 in the API's error shape.
+    pub inputs: HashMap<String, Vec<u8>>,
 }
 
 /// A test double of the edge's internal endpoints
-/// (`kiln_shared::origin::events_path`, `output_path` and `HEARTBEAT_PATH`). It verifies
+/// (`kiln_shared::origin::events_path`, `output_path`, `input_path` and
+/// `HEARTBEAT_PATH`). It verifies
 /// every request's signature with the origin→edge keyring, as the edge does, records
 /// what arrived, and answers events with an `EventAck` as the edge does.
 pub struct EdgeDouble {
@@ -431,6 +437,10 @@ impl EdgeDouble {
             .route(
                 "/internal/origin/jobs/{job_id}/outputs/{filename}",
                 put(handle_upload),
+            )
+            .route(
+                "/internal/origin/jobs/{job_id}/inputs/{filename}",
+                get(handle_input),
             )
             .route(HEARTBEAT_PATH, post(handle_heartbeat))
             .layer(DefaultBodyLimit::disable())
@@ -608,4 +618,40 @@ async fn handle_upload(
         bytes: body.to_vec(),
     });
     StatusCode::OK
+}
+
+/// Stands in for the edge's `GET /internal/origin/jobs/{id}/inputs/{file}`: checks the
+/// signature (method `GET`, the path, an empty body), then serves the file's bytes as
+/// `application/octet-stream`, or 404 `not_found` in the API's error shape.
+async fn handle_input(
+    State(state): State<DoubleState>,
+    Path((_job_id, filename)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !state.verify(&method, &uri, &headers, &body) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let _ = state.received.send(Received::InputFetch {
+        path: uri.path().to_owned(),
+    });
+    match state.behaviour.inputs.get(&filename) {
+        Some(bytes) => (
+            [("content-type", "application/octet-stream")],
+            bytes.clone(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": {
+                "type": "invalid_request_error",
+                "code": "not_found",
+                "message": "No such input file.",
+                "param": null,
+            }})),
+        )
+            .into_response(),
+    }
 }

@@ -5,6 +5,7 @@ mod cancel;
 mod dispatch;
 mod heartbeat;
 mod helpers;
+mod inputs;
 mod process;
 mod run;
 mod video;

@@ -1,20 +1,42 @@
 //! The sim's images: a deterministic PNG of the requested size, drawn from a seed that
 //! every parameter feeds (a four-colour gradient, soft diagonal bands, a few soft
 //! discs). A stand-in for a model's output that tests can compare byte for byte.
+//!
+//! img2img ([`render_png_from`] with a reference): the reference is resized to the
+//! output size (nearest sample), its transparent parts filled from the procedural render,
+//! and the result blended [`REFERENCE_WEIGHT_PERCENT`] % reference, the rest procedural.
+//! So an output made from a red reference is mostly red, and the same reference, seed
+//! and parameters always give the same bytes.
 
+use image::RgbaImage;
 use kiln_shared::images::ImageParams;
 use sha2::{Digest, Sha256};
 
 use super::rng::SplitMix64;
 
+/// How much of an img2img output is the reference, in percent.
+pub const REFERENCE_WEIGHT_PERCENT: u32 = 70;
+
 /// Renders the image for `params` as PNG bytes: a four-colour gradient, soft diagonal
 /// bands and a few soft discs, all drawn from a seed derived from every parameter.
 pub fn render_png(params: &ImageParams) -> Result<Vec<u8>, png::EncodingError> {
-    let rgb = render_rgb(
+    render_png_from(params, None)
+}
+
+/// [`render_png`], blended with `reference` when there is one (img2img; see the module
+/// docs).
+pub fn render_png_from(
+    params: &ImageParams,
+    reference: Option<&RgbaImage>,
+) -> Result<Vec<u8>, png::EncodingError> {
+    let mut rgb = render_rgb(
         params.width,
         params.height,
         &mut SplitMix64::new(seed_of(params)),
     );
+    if let Some(reference) = reference {
+        blend_reference(&mut rgb, reference, params.width, params.height);
+    }
     let mut out = Vec::with_capacity(rgb.len() / 4);
     let mut encoder = png::Encoder::new(&mut out, params.width, params.height);
     encoder.set_color(png::ColorType::Rgb);
@@ -92,6 +114,34 @@ fn render_rgb(width: u32, height: u32, rng: &mut SplitMix64) -> Vec<u8> {
         draw_soft_disc(&mut rgb, (w, h), (cx, cy, r), tint, strength);
     }
     rgb
+}
+
+/// `image` scaled to `width`×`height` by nearest sample (the source pixel under each
+/// output pixel's centre): integer math, fast in debug builds, and deterministic.
+pub(crate) fn resize_nearest(image: &RgbaImage, width: u32, height: u32) -> RgbaImage {
+    let (sw, sh) = (u64::from(image.width()), u64::from(image.height()));
+    let (w, h) = (u64::from(width), u64::from(height));
+    let xs: Vec<u32> = (0..w)
+        .map(|x| ((2 * x + 1) * sw / (2 * w)) as u32)
+        .collect();
+    RgbaImage::from_fn(width, height, |x, y| {
+        let sy = ((2 * u64::from(y) + 1) * sh / (2 * h)) as u32;
+        *image.get_pixel(xs[x as usize], sy)
+    })
+}
+
+/// Mixes the reference into the procedural `rgb` (see the module docs).
+fn blend_reference(rgb: &mut [u8], reference: &RgbaImage, width: u32, height: u32) {
+    let fitted = resize_nearest(reference, width, height);
+    let weight = REFERENCE_WEIGHT_PERCENT;
+    for (px, r) in rgb.chunks_exact_mut(3).zip(fitted.pixels()) {
+        let alpha = u32::from(r[3]);
+        for c in 0..3 {
+            let procedural = u32::from(px[c]);
+            let seen = (u32::from(r[c]) * alpha + procedural * (255 - alpha)) / 255;
+            px[c] = ((seen * weight + procedural * (100 - weight)) / 100) as u8;
+        }
+    }
 }
 
 fn lerp(a: i64, b: i64, t: i64, t_max: i64) -> i64 {

@@ -7,6 +7,21 @@
 //! same image, and the same (size, frames, fps, seed) the same video, so tests can
 //! compare outputs.
 //!
+//! # Inputs
+//! The sim uses a job's inputs ([`InputImage`]s, already decoded, first frame only)
+//! visibly and deterministically, so tests can tell:
+//!
+//! - **img2img** (workflow `…:img2img`): the output is the first reference resized to
+//!   the output size and blended 70 % with the usual procedural render
+//!   ([`image::render_png_from`]): a red reference gives a mostly red image. The same
+//!   reference, seed and parameters give the same bytes.
+//! - **image-to-video** (workflow `…:i2v`): frame 0 is the first input resized to the
+//!   output size (2× the requested size); later frames pan right over it at 2 px a frame,
+//!   the image mirrored at its edge ([`video::sim_mp4_from_image`]). The MP4 is the same
+//!   H.264 stream as text-to-video, at exactly `num_frames` frames.
+//!
+//! A `…:txt2img` or `…:t2v` job ignores inputs; an `img2img` or `i2v` job without one fails.
+//!
 //! Image jobs report one stage, `sampling`; video jobs report the stages of
 //! [`VideoParams::stages`] in order (`stage_1`, then `stage_2` for two-stage `ltx-2.3`),
 //! with `step` counted across all of them.
@@ -37,7 +52,9 @@ use kiln_shared::origin::{DispatchJob, OutputMeta};
 use kiln_shared::video::{self as video_rules, VideoParams};
 use tokio::sync::mpsc;
 
-use super::{EngineError, Output, Progress, STAGE_SAMPLING, STAGE_SAMPLING_LABEL};
+use ::image::RgbaImage;
+
+use super::{EngineError, InputImage, Output, Progress, STAGE_SAMPLING, STAGE_SAMPLING_LABEL};
 use crate::config::SimConfig;
 use crate::flag::Flag;
 
@@ -86,9 +103,11 @@ impl SimEngine {
     pub async fn run(
         &self,
         job: &DispatchJob,
+        inputs: &[InputImage],
         progress: mpsc::Sender<Progress>,
         stop: &Flag,
     ) -> Result<Vec<Output>, EngineError> {
+        let reference = reference(job, inputs)?;
         let (catalog, stages) = match &job.params {
             JobParams::Image(p) => {
                 check_image(p)?;
@@ -158,8 +177,8 @@ impl SimEngine {
         }
 
         let output = match &job.params {
-            JobParams::Image(p) => image_output(job, p).await?,
-            JobParams::Video(p) => video_output(job, p, stop).await?,
+            JobParams::Image(p) => image_output(job, p, reference).await?,
+            JobParams::Video(p) => video_output(job, p, reference, stop).await?,
         };
         Ok(vec![output])
     }
@@ -176,6 +195,25 @@ impl SimEngine {
     fn lock_resident(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
         // The set is only ever inserted into, so a panic elsewhere cannot leave it torn.
         self.resident.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The workflow modes that take an input image.
+pub const INPUT_MODES: [&str; 2] = ["img2img", "i2v"];
+
+/// The input an `img2img` or `i2v` job works from (its first), `None` for the other
+/// modes; a mode that wants one and has none fails.
+fn reference(job: &DispatchJob, inputs: &[InputImage]) -> Result<Option<RgbaImage>, EngineError> {
+    let mode = job.workflow.rsplit_once(':').map_or("", |(_, mode)| mode);
+    if !INPUT_MODES.contains(&mode) {
+        return Ok(None);
+    }
+    match inputs.first() {
+        Some(input) => Ok(Some(input.image.clone())),
+        None => Err(EngineError::Failed(format!(
+            "The workflow `{}` needs an input image in `input_files`.",
+            job.workflow
+        ))),
     }
 }
 
@@ -240,13 +278,18 @@ fn step_pace(prompt: &str) -> Result<Option<Duration>, EngineError> {
     Ok(Some(Duration::from_millis(ms)))
 }
 
-async fn image_output(job: &DispatchJob, params: &ImageParams) -> Result<Output, EngineError> {
+async fn image_output(
+    job: &DispatchJob,
+    params: &ImageParams,
+    reference: Option<RgbaImage>,
+) -> Result<Output, EngineError> {
     let to_render = params.clone();
     // Rendering is CPU-bound for up to a second; keep it off the async workers.
-    let bytes = tokio::task::spawn_blocking(move || image::render_png(&to_render))
-        .await
-        .map_err(|e| EngineError::Internal(format!("render task: {e}")))?
-        .map_err(|e| EngineError::Internal(format!("png encoding: {e}")))?;
+    let bytes =
+        tokio::task::spawn_blocking(move || image::render_png_from(&to_render, reference.as_ref()))
+            .await
+            .map_err(|e| EngineError::Internal(format!("render task: {e}")))?
+            .map_err(|e| EngineError::Internal(format!("png encoding: {e}")))?;
     let filename = Filename::output(&job.job_id, 0, "png");
     Ok(Output {
         meta: OutputMeta {
@@ -267,12 +310,15 @@ async fn image_output(job: &DispatchJob, params: &ImageParams) -> Result<Output,
 async fn video_output(
     job: &DispatchJob,
     params: &VideoParams,
+    first: Option<RgbaImage>,
     stop: &Flag,
 ) -> Result<Output, EngineError> {
     let (width, height) = params.output_size();
     let (frames, fps, seed) = (params.num_frames, params.fps, params.seed);
-    let encode =
-        tokio::task::spawn_blocking(move || video::sim_mp4(width, height, frames, fps, seed));
+    let encode = tokio::task::spawn_blocking(move || match first {
+        Some(first) => video::sim_mp4_from_image(width, height, frames, fps, &first),
+        None => video::sim_mp4(width, height, frames, fps, seed),
+    });
     let bytes = tokio::select! {
         biased;
         () = stop.wait() => return Err(EngineError::Stopped),
@@ -338,8 +384,17 @@ mod tests {
         job: &DispatchJob,
         stop: &Flag,
     ) -> (Vec<Progress>, Result<Vec<Output>, EngineError>) {
+        run_with(engine, job, &[], stop).await
+    }
+
+    async fn run_with(
+        engine: &SimEngine,
+        job: &DispatchJob,
+        inputs: &[InputImage],
+        stop: &Flag,
+    ) -> (Vec<Progress>, Result<Vec<Output>, EngineError>) {
         let (tx, mut rx) = mpsc::channel(64);
-        let result = engine.run(job, tx, stop).await;
+        let result = engine.run(job, inputs, tx, stop).await;
         let mut seen = Vec::new();
         while let Some(p) = rx.recv().await {
             seen.push(p);
@@ -421,7 +476,7 @@ mod tests {
             }
             seen
         };
-        let (result, seen) = tokio::join!(engine.run(job, tx, &stop), collect);
+        let (result, seen) = tokio::join!(engine.run(job, &[], tx, &stop), collect);
         assert!(matches!(result, Err(EngineError::Stopped)), "{result:?}");
         seen
     }
@@ -517,5 +572,90 @@ mod tests {
         let ((seen, result), ()) = tokio::join!(run, stopper);
         assert_eq!(seen, vec![Progress::LoadingModel]);
         assert!(matches!(result, Err(EngineError::Stopped)), "{result:?}");
+    }
+
+    fn input(colour: [u8; 4], width: u32, height: u32) -> InputImage {
+        InputImage {
+            filename: Filename::parse("upl_ref.png").unwrap(),
+            image: RgbaImage::from_pixel(width, height, ::image::Rgba(colour)),
+        }
+    }
+
+    fn img2img(prompt: &str) -> DispatchJob {
+        DispatchJob {
+            workflow: "flux2-dev:img2img".into(),
+            input_files: vec![Filename::parse("upl_ref.png").unwrap()],
+            ..job(prompt, 2)
+        }
+    }
+
+    /// The mean of each RGB channel of a PNG.
+    fn mean_rgb(png_bytes: &[u8]) -> [u64; 3] {
+        let image = ::image::load_from_memory(png_bytes).unwrap().into_rgb8();
+        let mut sum = [0u64; 3];
+        for p in image.pixels() {
+            for c in 0..3 {
+                sum[c] += u64::from(p[c]);
+            }
+        }
+        sum.map(|s| s / u64::from(image.width() * image.height()))
+    }
+
+    async fn png_of(job: &DispatchJob, inputs: &[InputImage]) -> Vec<u8> {
+        let (_, result) = run_with(&fast(), job, inputs, &Flag::new()).await;
+        result.unwrap().remove(0).bytes
+    }
+
+    #[tokio::test]
+    async fn img2img_output_is_dominated_by_the_reference() {
+        let red = [input([230, 20, 20, 255], 40, 30)];
+        let blue = [input([20, 20, 230, 255], 40, 30)];
+        let from_red = png_of(&img2img("a kiln"), &red).await;
+        let [r, g, b] = mean_rgb(&from_red);
+        assert!(r > 160 && g < 100 && b < 100, "mean {r} {g} {b}");
+        let [r, g, b] = mean_rgb(&png_of(&img2img("a kiln"), &blue).await);
+        assert!(b > 160 && r < 100 && g < 100, "mean {r} {g} {b}");
+
+        // Same reference, seed and parameters: same bytes. Another seed: other bytes.
+        assert_eq!(from_red, png_of(&img2img("a kiln"), &red).await);
+        assert_ne!(from_red, png_of(&img2img("a kiln at dawn"), &red).await);
+        // The output has the requested size whatever the reference's.
+        let meta = ::image::load_from_memory(&from_red).unwrap();
+        assert_eq!((meta.width(), meta.height()), (512, 512));
+        // Only the first reference counts; txt2img ignores inputs.
+        let both = [red[0].clone(), blue[0].clone()];
+        assert_eq!(from_red, png_of(&img2img("a kiln"), &both).await);
+        let txt2img = png_of(&job("a kiln", 2), &[]).await;
+        assert_eq!(txt2img, png_of(&job("a kiln", 2), &red).await);
+        assert_ne!(txt2img, from_red);
+    }
+
+    #[tokio::test]
+    async fn a_transparent_reference_shows_the_procedural_render() {
+        let clear = [input([255, 0, 0, 0], 8, 8)];
+        let from_clear = png_of(&img2img("glass"), &clear).await;
+        let plain = png_of(
+            &DispatchJob {
+                workflow: "flux2-dev:txt2img".into(),
+                ..img2img("glass")
+            },
+            &[],
+        )
+        .await;
+        assert_eq!(mean_rgb(&from_clear), mean_rgb(&plain));
+    }
+
+    #[tokio::test]
+    async fn input_modes_without_an_input_fail() {
+        let mut video = video_job("waves", "ltx-2.3-fast");
+        video.workflow = "ltx-2.3-fast:i2v".into();
+        for job in [img2img("x"), video] {
+            let (seen, result) = run(&fast(), &job).await;
+            assert!(seen.is_empty());
+            assert!(
+                matches!(&result, Err(EngineError::Failed(m)) if m.contains("needs an input image")),
+                "{result:?}"
+            );
+        }
     }
 }

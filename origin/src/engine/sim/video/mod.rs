@@ -2,7 +2,9 @@
 //! MP4 muxer.
 //!
 //! [`sim_mp4`] films a procedural landscape (see [`scene`]) with a camera panning right
-//! at 2 pixels per frame. The stream is H.264 Constrained Baseline (profile 66 with
+//! at 2 pixels per frame; [`sim_mp4_from_image`] (image-to-video) films a job's input
+//! image instead: frame 0 is the input at the output size, and the camera then drifts
+//! right over it the same way, the image mirrored at its right edge. The stream is H.264 Constrained Baseline (profile 66 with
 //! constraint_set0/1), level 5.1, CAVLC, 8-bit 4:2:0, BT.709 studio range, in an MP4 with
 //! `moov` before `mdat`:
 //!
@@ -31,6 +33,8 @@ mod mp4;
 mod scene;
 
 use h264::{MbCoding, Mv, SeqParams, SliceKind, PCM_BYTES};
+use image::RgbaImage;
+use scene::{Picture, Planes, Scene, Source};
 
 /// Pan speed in luma pixels per frame. Even, so chroma vectors are whole samples too.
 const PAN: u32 = 2;
@@ -44,6 +48,35 @@ const REFRESH_INTERVAL: u32 = 16 / PAN;
 /// landscapes. `frames` may be 0 (an empty track). Panics if `width` or `height` is zero,
 /// odd or above 8192, if `fps` is zero, or if `frames` or `fps` exceed 4 294 967.
 pub fn sim_mp4(width: u32, height: u32, frames: u32, fps: u32, seed: u64) -> Vec<u8> {
+    encode(&Scene::new(seed, width, height), width, height, frames, fps)
+}
+
+/// As [`sim_mp4`], filming `first` (resized to `width`×`height`, nearest sample) instead
+/// of the landscape: frame 0 is the image, later frames pan right over it, mirrored at
+/// its edge. The same arguments always give the same bytes.
+pub fn sim_mp4_from_image(
+    width: u32,
+    height: u32,
+    frames: u32,
+    fps: u32,
+    first: &RgbaImage,
+) -> Vec<u8> {
+    encode(
+        &Picture::new(first, width, height),
+        width,
+        height,
+        frames,
+        fps,
+    )
+}
+
+/// The coded picture of frame 0 (`coded_w`×`coded_h`, the hidden column and the padding
+/// rows included): the source at world offset 0.
+pub(crate) fn first_picture(source: &impl Source, coded_w: usize, coded_h: usize) -> Planes {
+    source.render(0, coded_w, coded_h)
+}
+
+fn encode(source: &impl Source, width: u32, height: u32, frames: u32, fps: u32) -> Vec<u8> {
     assert!(
         width > 0 && height > 0 && width.is_multiple_of(2) && height.is_multiple_of(2),
         "sim_mp4: width and height must be even and non-zero, got {width}x{height}"
@@ -70,7 +103,6 @@ pub fn sim_mp4(width: u32, height: u32, frames: u32, fps: u32, seed: u64) -> Vec
         fps,
     };
     let (coded_w, coded_h) = (mb_width as usize * 16, mb_height as usize * 16);
-    let scene = scene::Scene::new(seed, width, height);
     let pan = Mv {
         x: 4 * PAN as i32,
         y: 0,
@@ -81,7 +113,7 @@ pub fn sim_mp4(width: u32, height: u32, frames: u32, fps: u32, seed: u64) -> Vec
     for t in 0..frames {
         let start = payload.len();
         if t == 0 {
-            let picture = scene.render(0, coded_w, coded_h);
+            let picture = first_picture(source, coded_w, coded_h);
             let rbsp = h264::slice_rbsp(&sp, SliceKind::Idr { idr_pic_id: 0 }, |x, y, pcm| {
                 picture.macroblock(x, y, pcm);
                 MbCoding::Pcm
@@ -89,7 +121,7 @@ pub fn sim_mp4(width: u32, height: u32, frames: u32, fps: u32, seed: u64) -> Vec
             bits::push_length_prefixed_nal(&mut payload, 3, 5, &rbsp);
         } else {
             let refresh = t.is_multiple_of(REFRESH_INTERVAL).then(|| {
-                scene.render(
+                source.render(
                     i64::from(PAN) * i64::from(t) + coded_w as i64 - 16,
                     16,
                     coded_h,

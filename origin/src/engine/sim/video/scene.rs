@@ -1,10 +1,17 @@
-//! The picture: an endless, seed-dependent landscape (sky, sun, mountains, striped hills
-//! with trees, a road, balloons) defined for every integer world column, so a camera
-//! panning along it only ever needs new columns at one edge.
+//! What the camera films, as a [`Source`] defined for every integer world column, so a
+//! camera panning along it only ever needs new columns at one edge:
+//!
+//! - [`Scene`]: an endless, seed-dependent landscape (sky, sun, mountains, striped hills
+//!   with trees, a road, balloons) — text-to-video;
+//! - [`Picture`]: a job's input image at the output size, mirrored at its edges so it
+//!   goes on for ever — image-to-video.
 //!
 //! Only `+ - * /`, `floor` and `sqrt` are used on floats (all exactly specified by IEEE
 //! 754), so the pixels are the same on every platform.
 
+use image::RgbaImage;
+
+use crate::engine::sim::image::resize_nearest;
 use crate::engine::sim::rng::SplitMix64;
 
 /// A picture area in 8-bit 4:2:0 Y'CbCr, BT.709 studio range.
@@ -35,7 +42,54 @@ impl Planes {
     }
 }
 
-type Rgb = [f64; 3];
+pub(crate) type Rgb = [f64; 3];
+
+/// What a camera films: colours defined for every integer world column, so a camera
+/// panning along it only ever needs new columns at one edge.
+pub(crate) trait Source {
+    /// One world column, top to bottom, as linear-ish RGB in 0..=1. `spans` is scratch
+    /// space a source may reuse between columns.
+    fn column(&self, wx: i64, out: &mut [Rgb], spans: &mut Vec<(f64, f64, Rgb)>);
+
+    /// The area of world columns `x0..x0 + width`, rows `0..height`, as 4:2:0 planes
+    /// (chroma from the average of each 2×2 block).
+    fn render(&self, x0: i64, width: usize, height: usize) -> Planes {
+        assert!(width.is_multiple_of(2) && height.is_multiple_of(2));
+        let mut p = Planes {
+            width,
+            luma: vec![0; width * height],
+            cb: vec![0; width * height / 4],
+            cr: vec![0; width * height / 4],
+        };
+        let mut left = vec![[0.0; 3]; height];
+        let mut right = vec![[0.0; 3]; height];
+        let mut spans = Vec::new();
+        let cw = width / 2;
+        for cx in 0..cw {
+            let x = 2 * cx;
+            self.column(x0 + x as i64, &mut left, &mut spans);
+            self.column(x0 + x as i64 + 1, &mut right, &mut spans);
+            for cy in 0..height / 2 {
+                let y = 2 * cy;
+                let quad = [left[y], right[y], left[y + 1], right[y + 1]];
+                p.luma[y * width + x] = luma(quad[0]);
+                p.luma[y * width + x + 1] = luma(quad[1]);
+                p.luma[(y + 1) * width + x] = luma(quad[2]);
+                p.luma[(y + 1) * width + x + 1] = luma(quad[3]);
+                let mut avg = [0.0; 3];
+                for c in quad {
+                    for i in 0..3 {
+                        avg[i] += c[i] * 0.25;
+                    }
+                }
+                let (cb, cr) = chroma(avg);
+                p.cb[cy * cw + cx] = cb;
+                p.cr[cy * cw + cx] = cr;
+            }
+        }
+        p
+    }
+}
 
 /// The landscape for one seed, laid out for a view `view_height` pixels tall.
 pub(crate) struct Scene {
@@ -95,44 +149,6 @@ impl Scene {
         }
     }
 
-    /// Renders world columns `x0 .. x0 + width` and rows `0 .. height` (both even).
-    pub(crate) fn render(&self, x0: i64, width: usize, height: usize) -> Planes {
-        assert!(width.is_multiple_of(2) && height.is_multiple_of(2));
-        let mut p = Planes {
-            width,
-            luma: vec![0; width * height],
-            cb: vec![0; width * height / 4],
-            cr: vec![0; width * height / 4],
-        };
-        let mut left = vec![[0.0; 3]; height];
-        let mut right = vec![[0.0; 3]; height];
-        let mut spans = Vec::new();
-        let cw = width / 2;
-        for cx in 0..cw {
-            let x = 2 * cx;
-            self.column(x0 + x as i64, &mut left, &mut spans);
-            self.column(x0 + x as i64 + 1, &mut right, &mut spans);
-            for cy in 0..height / 2 {
-                let y = 2 * cy;
-                let quad = [left[y], right[y], left[y + 1], right[y + 1]];
-                p.luma[y * width + x] = luma(quad[0]);
-                p.luma[y * width + x + 1] = luma(quad[1]);
-                p.luma[(y + 1) * width + x] = luma(quad[2]);
-                p.luma[(y + 1) * width + x + 1] = luma(quad[3]);
-                let mut avg = [0.0; 3];
-                for c in quad {
-                    for i in 0..3 {
-                        avg[i] += c[i] * 0.25;
-                    }
-                }
-                let (cb, cr) = chroma(avg);
-                p.cb[cy * cw + cx] = cb;
-                p.cr[cy * cw + cx] = cr;
-            }
-        }
-        p
-    }
-
     fn ridge_y(&self, u: f64) -> f64 {
         let p = &self.phase;
         self.h
@@ -146,8 +162,9 @@ impl Scene {
         let p = &self.phase;
         self.h * (0.69 + 0.04 * wave(u * 0.55 + p[3]) + 0.015 * wave(u * 1.9 + p[4]))
     }
+}
 
-    /// One world column, top to bottom, as linear-ish RGB in 0..=1.
+impl Source for Scene {
     fn column(&self, wx: i64, out: &mut [Rgb], spans: &mut Vec<(f64, f64, Rgb)>) {
         let h = self.h;
         let fx = wx as f64 + 0.5;
@@ -271,14 +288,54 @@ impl Scene {
     }
 }
 
+/// An input image resized (nearest sample) to the view, transparent parts over black.
+/// World column `x` of `0..width` is image column `x`; beyond, the image repeats
+/// mirrored (`width..2·width` is the image flipped), so a pan never leaves it. Rows below
+/// the image (the coded picture's padding) repeat its last row.
+pub(crate) struct Picture {
+    width: usize,
+    height: usize,
+    /// `width × height`, row-major.
+    rgb: Vec<Rgb>,
+}
+
+impl Picture {
+    pub(crate) fn new(image: &RgbaImage, width: u32, height: u32) -> Self {
+        let fitted = resize_nearest(image, width, height);
+        let rgb = fitted
+            .pixels()
+            .map(|p| {
+                let alpha = f64::from(p[3]) / 255.0;
+                [0, 1, 2].map(|c| f64::from(p[c]) / 255.0 * alpha)
+            })
+            .collect();
+        Picture {
+            width: width as usize,
+            height: height as usize,
+            rgb,
+        }
+    }
+}
+
+impl Source for Picture {
+    fn column(&self, wx: i64, out: &mut [Rgb], _spans: &mut Vec<(f64, f64, Rgb)>) {
+        let w = self.width as i64;
+        let m = wx.rem_euclid(2 * w);
+        let x = if m < w { m } else { 2 * w - 1 - m } as usize;
+        for (y, px) in out.iter_mut().enumerate() {
+            *px = self.rgb[y.min(self.height - 1) * self.width + x];
+        }
+    }
+}
+
 /// Studio-range BT.709 luma of an RGB colour.
-fn luma(c: Rgb) -> u8 {
+pub(crate) fn luma(c: Rgb) -> u8 {
     let y = 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
     quantise(16.0 + 219.0 * y, 16.0, 235.0)
 }
 
 /// Studio-range BT.709 Cb and Cr of an RGB colour.
-fn chroma(c: Rgb) -> (u8, u8) {
+pub(crate) fn chroma(c: Rgb) -> (u8, u8) {
     let y = 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
     let cb = (c[2] - y) / 1.8556;
     let cr = (c[0] - y) / 1.5748;

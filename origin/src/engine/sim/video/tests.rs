@@ -1,5 +1,6 @@
 use super::h264::{self, MbCoding, Mv, SeqParams, SliceKind};
 use super::*;
+use image::RgbaImage;
 
 /// Top-level boxes of `data` as (type, body).
 fn boxes(data: &[u8]) -> Vec<([u8; 4], &[u8])> {
@@ -154,8 +155,16 @@ fn deterministic_and_seed_dependent() {
 
 #[test]
 fn box_structure_and_frame_counts() {
-    for (w, h, frames, fps) in [(64, 48, 9, 24), (320, 240, 17, 30), (100, 70, 3, 25)] {
-        let file = sim_mp4(w, h, frames, fps, 3);
+    let sizes = [(64, 48, 9, 24), (320, 240, 17, 30), (100, 70, 3, 25)];
+    // Text-to-video, then image-to-video: the same stream structure.
+    let cases = sizes
+        .iter()
+        .map(|&(w, h, frames, fps)| (w, h, frames, fps, sim_mp4(w, h, frames, fps, 3)))
+        .chain(sizes.iter().map(|&(w, h, frames, fps)| {
+            let file = sim_mp4_from_image(w, h, frames, fps, &halves(50, 30));
+            (w, h, frames, fps, file)
+        }));
+    for (w, h, frames, fps, file) in cases {
         let top: Vec<[u8; 4]> = boxes(&file).iter().map(|(k, _)| *k).collect();
         assert_eq!(top, [*b"ftyp", *b"moov", *b"mdat"]);
         let ftyp = find(&file, &["ftyp"]);
@@ -234,6 +243,79 @@ fn box_structure_and_frame_counts() {
         assert!(samples[0].len() >= mbs as usize * 384);
         assert!(samples[1].len() < 200, "{}", samples[1].len());
     }
+}
+
+/// An input image whose left half is red and right half blue.
+fn halves(width: u32, height: u32) -> RgbaImage {
+    RgbaImage::from_fn(width, height, |x, _| {
+        if x < width / 2 {
+            image::Rgba([230, 20, 20, 255])
+        } else {
+            image::Rgba([20, 20, 230, 255])
+        }
+    })
+}
+
+/// The coded size of a `width`×`height` picture: the hidden column and padding rows too.
+fn coded_size(width: u32, height: u32) -> (usize, usize) {
+    (
+        (width.div_ceil(16) as usize + 1) * 16,
+        height.div_ceil(16) as usize * 16,
+    )
+}
+
+#[test]
+fn image_to_video_starts_on_the_input_resized() {
+    let input = halves(50, 30);
+    for (w, h) in [(64, 48), (100, 70)] {
+        let (coded_w, coded_h) = coded_size(w, h);
+        let frame0 = first_picture(&scene::Picture::new(&input, w, h), coded_w, coded_h);
+        let fitted = crate::engine::sim::image::resize_nearest(&input, w, h);
+        let rgb = |x: u32, y: u32| {
+            let p = fitted.get_pixel(x, y);
+            [0, 1, 2].map(|c| f64::from(p[c]) / 255.0)
+        };
+        for y in 0..h {
+            for x in 0..w {
+                let at = y as usize * coded_w + x as usize;
+                assert_eq!(frame0.luma[at], scene::luma(rgb(x, y)), "({x}, {y})");
+            }
+        }
+        // Chroma: each 2×2 block is one colour, except where the halves meet.
+        let cw = coded_w / 2;
+        for cy in 0..(h / 2) as usize {
+            for cx in 0..(w / 2) as usize {
+                let (x, y) = (2 * cx as u32, 2 * cy as u32);
+                if fitted.get_pixel(x, y) != fitted.get_pixel(x + 1, y) {
+                    continue;
+                }
+                let (cb, cr) = scene::chroma(rgb(x, y));
+                assert_eq!((frame0.cb[cy * cw + cx], frame0.cr[cy * cw + cx]), (cb, cr));
+            }
+        }
+        // Red on the left, blue on the right.
+        assert!(frame0.cr[0] > 200 && frame0.cb[0] < 128);
+        assert!(frame0.cb[(w / 2 - 1) as usize] > 200);
+    }
+}
+
+#[test]
+fn image_to_video_drifts_over_the_mirrored_input() {
+    let input = halves(50, 30);
+    let picture = scene::Picture::new(&input, 64, 48);
+    // Column 64 (just past the right edge) is column 63 mirrored, and so on.
+    let past = picture.render(64, 2, 48);
+    let edge = picture.render(62, 2, 48);
+    for y in 0..48 {
+        assert_eq!(past.luma[y * 2], edge.luma[y * 2 + 1]);
+        assert_eq!(past.luma[y * 2 + 1], edge.luma[y * 2]);
+    }
+    // Deterministic, and the input shows.
+    let a = sim_mp4_from_image(64, 48, 9, 24, &input);
+    assert!(a == sim_mp4_from_image(64, 48, 9, 24, &input));
+    let green = RgbaImage::from_pixel(8, 8, image::Rgba([20, 200, 20, 255]));
+    assert!(a != sim_mp4_from_image(64, 48, 9, 24, &green));
+    assert!(a != sim_mp4(64, 48, 9, 24, 3));
 }
 
 #[test]
@@ -347,6 +429,32 @@ fn ffmpeg_decodes_exactly_the_scene() {
         let scene = scene::Scene::new(11, w, h);
         for t in 0..frames {
             let want = scene.render(i64::from(PAN * t), w as usize, h as usize);
+            let got = &raw[t as usize * frame_len..][..frame_len];
+            let (y, rest) = got.split_at((w * h) as usize);
+            let (cb, cr) = rest.split_at(rest.len() / 2);
+            assert!(
+                y == want.luma && cb == want.cb && cr == want.cr,
+                "{w}x{h} frame {t}"
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+#[test]
+#[ignore = "needs ffmpeg on PATH"]
+fn ffmpeg_decodes_image_to_video_as_the_input_then_a_drift() {
+    let input = halves(333, 200);
+    for (w, h, frames) in [(64, 48, 20), (1536, 864, 25)] {
+        let file = sim_mp4_from_image(w, h, frames, 24, &input);
+        let path = temp_path(&format!("i2v-{w}x{h}.mp4"));
+        std::fs::write(&path, &file).unwrap();
+        let raw = decode(&path);
+        let frame_len = (w * h * 3 / 2) as usize;
+        assert_eq!(raw.len(), frame_len * frames as usize);
+        let picture = scene::Picture::new(&input, w, h);
+        for t in 0..frames {
+            let want = picture.render(i64::from(PAN * t), w as usize, h as usize);
             let got = &raw[t as usize * frame_len..][..frame_len];
             let (y, rest) = got.split_at((w * h) as usize);
             let (cb, cr) = rest.split_at(rest.len() / 2);
