@@ -5,7 +5,7 @@ use kiln_shared::images::ImageRequest;
 use kiln_shared::jobs::JobParams;
 use worker::{Env, Request, Response};
 
-use super::submit::{random_seed, refuse_input_files, submit, Submission};
+use super::submit::{random_seed, submit, Submission};
 use crate::api::auth::Caller;
 use crate::platform::error::EdgeResult;
 
@@ -29,7 +29,6 @@ pub async fn image(
     force_async: bool,
 ) -> EdgeResult<Response> {
     let image = ImageRequest::parse(&body)?;
-    refuse_input_files(&image.input_files, "img2img")?;
     let s = Submission {
         model_id: image.model.clone(),
         workflow: image.workflow(),

@@ -84,20 +84,6 @@ pub(super) fn random_seed() -> u64 {
     u64::from_le_bytes(random_bytes()) % (RANDOM_SEED_MAX + 1)
 }
 
-/// Uploads (and so reference images) arrive with the files API; until then, jobs that
-/// name input files are refused rather than run without them.
-pub(super) fn refuse_input_files(files: &[Filename], what: &str) -> EdgeResult<()> {
-    if files.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::invalid_param(
-        "input_files",
-        ErrorCode::InvalidValue,
-        format!("{what} is not available yet on this deployment."),
-    )
-    .into())
-}
-
 /// The submit flow shared by images, video and the BFL façade.
 pub(super) async fn submit(
     req: Request,

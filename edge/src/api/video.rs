@@ -5,7 +5,7 @@ use kiln_shared::jobs::JobParams;
 use kiln_shared::video::VideoRequest;
 use worker::{Env, Request, Response};
 
-use super::submit::{random_seed, refuse_input_files, submit, Submission};
+use super::submit::{random_seed, submit, Submission};
 use crate::api::auth::Caller;
 use crate::platform::error::EdgeResult;
 
@@ -17,7 +17,6 @@ pub async fn handle_video(
     caller: &Caller,
 ) -> EdgeResult<Response> {
     let video = VideoRequest::parse(&body)?;
-    refuse_input_files(&video.input_files, "Image-to-video")?;
     let s = Submission {
         model_id: video.model.clone(),
         workflow: video.workflow(),
