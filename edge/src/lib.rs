@@ -13,9 +13,18 @@ pub mod api;
 pub mod durable;
 pub mod platform;
 
-use worker::{event, Context, Env, Request, Response};
+use worker::{event, Context, Env, Request, Response, ScheduleContext, ScheduledEvent};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     Ok(api::router::route(req, env).await)
+}
+
+/// The Cron Trigger (`wrangler.toml` `[triggers]`): sweeps expired files.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    match api::outputs::sweep(&env).await {
+        Ok(n) => worker::console_log!("file sweep: {n} expired file(s) emptied"),
+        Err(e) => worker::console_error!("file sweep: {e:?}"),
+    }
 }

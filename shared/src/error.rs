@@ -81,6 +81,7 @@ error_codes! {
     InvalidReplyUrl => "invalid_reply_url",
     NoReplyUrl => "no_reply_url",
     JobNotFinished => "job_not_finished",
+    Expired => "expired",
     ImageTooLarge => "image_too_large",
     InvalidImage => "invalid_image",
 }

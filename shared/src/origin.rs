@@ -89,6 +89,9 @@ pub struct OutputMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
     pub size_bytes: u64,
+    /// When the edge stops serving it (set by the edge when the job completes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
 }
 
 /// `GET /health` of an origin.

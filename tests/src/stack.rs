@@ -40,6 +40,8 @@ pub struct StackConfig {
     pub lease_secs: u64,
     /// How often event streams send `ping`.
     pub sse_ping_secs: u64,
+    /// How long uploads and outputs are kept.
+    pub file_retention_secs: u64,
     /// Webhook destinations allowed despite being private (the SSRF guard's allow-list).
     pub webhook_allow_hosts: String,
     /// Webhook retry delays in ms; empty for the production schedule (5 s … 24 h).
@@ -66,6 +68,7 @@ impl StackConfig {
             heartbeat_ms: 2_000,
             lease_secs: 30,
             sse_ping_secs: 15,
+            file_retention_secs: 7 * 24 * 3600,
             // A receiver on this machine (an n8n or a script) works out of the box.
             webhook_allow_hosts: "127.0.0.1,localhost,::1".into(),
             webhook_retry_schedule_ms: String::new(),
@@ -90,6 +93,7 @@ impl StackConfig {
             heartbeat_ms: 250,
             lease_secs: 5,
             sse_ping_secs: 2,
+            file_retention_secs: 7 * 24 * 3600,
             webhook_allow_hosts: "127.0.0.1,localhost".into(),
             // Quick retries, so retry behaviour is seen in seconds.
             webhook_retry_schedule_ms: "300,600,1000,1000,1000,1000,1000,1000,1000".into(),
@@ -300,7 +304,7 @@ impl Stack {
         std::fs::write(
             &env_file,
             format!(
-                "ORIGINS=\"{}\"\nEDGE_TO_ORIGIN_KEYS=\"{}\"\nORIGIN_TO_EDGE_KEYS=\"{}\"\nSYNC_WAIT_SECS=\"{}\"\nJOB_TIMEOUT_SECS=\"{}\"\nADMIN_TOKEN=\"{}\"\nSTRIPE_WEBHOOK_SECRET=\"{}\"\nRATE_LIMIT_PER_MIN=\"{}\"\nLEASE_SECS=\"{}\"\nSSE_PING_SECS=\"{}\"\nWEBHOOK_ALLOW_HOSTS=\"{}\"\nWEBHOOK_RETRY_SCHEDULE_MS=\"{}\"\n",
+                "ORIGINS=\"{}\"\nEDGE_TO_ORIGIN_KEYS=\"{}\"\nORIGIN_TO_EDGE_KEYS=\"{}\"\nSYNC_WAIT_SECS=\"{}\"\nJOB_TIMEOUT_SECS=\"{}\"\nADMIN_TOKEN=\"{}\"\nSTRIPE_WEBHOOK_SECRET=\"{}\"\nRATE_LIMIT_PER_MIN=\"{}\"\nLEASE_SECS=\"{}\"\nSSE_PING_SECS=\"{}\"\nFILE_RETENTION_SECS=\"{}\"\nWEBHOOK_ALLOW_HOSTS=\"{}\"\nWEBHOOK_RETRY_SCHEDULE_MS=\"{}\"\n",
                 origins.join(","),
                 self.edge_to_origin_keys,
                 self.origin_to_edge_keys,
@@ -311,6 +315,7 @@ impl Stack {
                 self.config.rate_limit_per_min,
                 self.config.lease_secs,
                 self.config.sse_ping_secs,
+                self.config.file_retention_secs,
                 self.config.webhook_allow_hosts,
                 self.config.webhook_retry_schedule_ms,
             ),
@@ -329,6 +334,8 @@ impl Stack {
             .arg(&env_file)
             .args([
                 "--show-interactive-dev-session=false",
+                // `GET /__scheduled` runs the Cron Trigger (the file sweep) on demand.
+                "--test-scheduled",
                 "--log-level",
                 "warn",
             ])

@@ -58,6 +58,14 @@ pub async fn handle_credits(mut req: Request, env: &Env, id: &str) -> EdgeResult
     )
 }
 
+/// `POST /admin/files/sweep`: runs the file sweep of the Cron Trigger now and answers
+/// how many expired files lost their bytes.
+pub async fn handle_sweep(req: &Request, env: &Env) -> EdgeResult<Response> {
+    require_admin(req, env)?;
+    let swept = crate::api::outputs::sweep(env).await?;
+    json(200, &json!({"swept": swept}))
+}
+
 /// Holds per benchmark request: each hold and its release is one Durable Object call,
 /// and a Worker request may make at most 1000 subrequests.
 const BENCH_HOLDS_MAX: i64 = 450;

@@ -18,8 +18,10 @@ use sha2::{Digest, Sha256};
 use worker::{Env, HttpMetadata, Request, Response};
 
 use crate::api::auth::Caller;
+use crate::api::outputs::EXPIRES_META;
 use crate::durable::account::proto::{DeleteFile, FileKind, FileRecord, ListFiles, RecordUpload};
 use crate::platform::clock::{ids_token, now_ms};
+use crate::platform::config;
 use crate::platform::error::EdgeResult;
 use crate::platform::http::{json, query_param};
 
@@ -124,6 +126,7 @@ pub fn file_object(base: &str, f: &FileRecord, deduplicated: Option<bool>) -> Va
         "frame_count": f.frame_count,
         "size_bytes": f.size_bytes,
         "created_at": rfc3339(f.created_at_ms),
+        "expires_at": rfc3339(f.expires_at_ms),
     });
     match f.kind {
         FileKind::Upload => v["original_filename"] = f.original_filename.clone().into(),
@@ -157,6 +160,7 @@ pub async fn handle_upload(mut req: Request, env: &Env, caller: &Caller) -> Edge
         original_filename,
         job_id: None,
         created_at_ms: now_ms(),
+        expires_at_ms: now_ms().saturating_add(config::file_retention_ms(env)),
     };
     // The bytes first: an index row never names a file that is not stored. A duplicate's
     // fresh copy is removed again below.
@@ -167,6 +171,10 @@ pub async fn handle_upload(mut req: Request, env: &Env, caller: &Caller) -> Edge
             content_type: Some(record.content_type.clone()),
             ..Default::default()
         })
+        .custom_metadata(std::collections::HashMap::from([(
+            EXPIRES_META.to_owned(),
+            record.expires_at_ms.to_string(),
+        )]))
         .execute()
         .await?;
     let recorded = match caller.account.call(&RecordUpload { file: record }).await {

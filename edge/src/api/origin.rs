@@ -5,8 +5,6 @@
 //! for the Dispatcher's registry and leases). Unsigned, stale or forged requests are refused
 //! before anything is read from or written to storage.
 
-use std::collections::HashMap;
-
 use kiln_shared::ids::{Filename, JobId};
 use kiln_shared::origin::{EventEnvelope, Heartbeat};
 use kiln_shared::signing::{ReceivedHeaders, HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
@@ -14,7 +12,7 @@ use kiln_shared::{ApiError, ErrorCode};
 use serde_json::json;
 use worker::{Env, HttpMetadata, Request, Response};
 
-use crate::api::outputs::output_key;
+use crate::api::outputs::{expired, expiry_metadata, is_expired, output_key};
 use crate::durable::job::proto::GetJob;
 use crate::platform::bindings;
 use crate::platform::clock::now_ms;
@@ -109,6 +107,9 @@ pub async fn handle_input(req: Request, env: &Env, id: &str, name: &str) -> Edge
         .execute()
         .await?
         .ok_or_else(|| ApiError::not_found(ErrorCode::FileNotFound, "The input file is gone."))?;
+    if is_expired(&object.custom_metadata()?, now_ms()) {
+        return Err(expired().into());
+    }
     let body = object
         .body()
         .ok_or_else(|| ApiError::not_found(ErrorCode::FileNotFound, "The input file is gone."))?;
@@ -161,10 +162,12 @@ pub async fn handle_output(
             content_type: Some(name.content_type().to_owned()),
             ..Default::default()
         })
-        .custom_metadata(HashMap::from([
-            ("account_id".to_owned(), job.job.account_id.to_string()),
-            ("job_id".to_owned(), id.to_string()),
-        ]))
+        .custom_metadata({
+            let mut meta = expiry_metadata(config::file_retention_ms(env));
+            meta.insert("account_id".to_owned(), job.job.account_id.to_string());
+            meta.insert("job_id".to_owned(), id.to_string());
+            meta
+        })
         .execute()
         .await?;
     json(201, &json!({"filename": name, "size_bytes": size_bytes}))

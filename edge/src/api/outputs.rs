@@ -1,7 +1,9 @@
 //! `GET /outputs/{filename}`: generated files from R2. Filenames carry 80 random bits
 //! of job id, so the URL itself is the capability, as with other generation APIs;
 //! files never change, so they are cached for a year. Byte ranges are served so
-//! video players can seek.
+//! video players can seek. Past its `expires_at` a file answers 410 `expired`; the
+//! scheduled sweep ([`sweep`]) then deletes its bytes and keeps an empty tombstone, so
+//! it keeps answering 410.
 
 use kiln_shared::headers::ByteRange;
 use kiln_shared::ids::Filename;
@@ -12,6 +14,31 @@ use crate::platform::error::{EdgeError, EdgeResult};
 
 /// Immutable content: a year in every cache.
 const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+
+/// The R2 custom-metadata field that holds when a stored file expires (Unix ms).
+pub const EXPIRES_META: &str = "expires_at_ms";
+
+/// The custom metadata of a file stored now that expires after `retention_ms`.
+pub fn expiry_metadata(retention_ms: i64) -> std::collections::HashMap<String, String> {
+    let at = crate::platform::clock::now_ms().saturating_add(retention_ms);
+    std::collections::HashMap::from([(EXPIRES_META.to_owned(), at.to_string())])
+}
+
+/// Whether a stored object's metadata says it has expired at `now`.
+pub fn is_expired(meta: &std::collections::HashMap<String, String>, now: i64) -> bool {
+    meta.get(EXPIRES_META)
+        .and_then(|v| v.parse::<i64>().ok())
+        .is_some_and(|at| at <= now)
+}
+
+/// 410 `expired`.
+pub fn expired() -> ApiError {
+    ApiError::new(
+        410,
+        ErrorCode::Expired,
+        "This file has expired and is no longer served.",
+    )
+}
 
 /// The R2 key of an output file.
 pub fn output_key(name: &Filename) -> String {
@@ -27,6 +54,9 @@ pub async fn handle_get(req: &Request, env: &Env, name: &str) -> EdgeResult<Resp
     let bucket = env.bucket("MEDIA")?;
     let key = output_key(&name);
     let head = bucket.head(&key).await?.ok_or_else(not_found)?;
+    if is_expired(&head.custom_metadata()?, crate::platform::clock::now_ms()) {
+        return Err(expired().into());
+    }
     let size = head.size();
     let etag = head.http_etag();
 
@@ -78,4 +108,48 @@ pub async fn handle_get(req: &Request, env: &Env, name: &str) -> EdgeResult<Resp
         return Ok(resp.with_status(206).with_headers(headers));
     }
     Ok(resp.with_headers(headers))
+}
+
+/// Files a sweep looks at per prefix and run, at most (bounded work per Cron Trigger).
+const SWEEP_LIST_MAX: u32 = 1000;
+
+/// The scheduled sweep: every expired upload and output loses its bytes. An empty
+/// object with the same metadata stays as a tombstone, so the file keeps answering 410
+/// (and the job keeps its record). Returns how many files were swept.
+pub async fn sweep(env: &Env) -> EdgeResult<usize> {
+    let bucket = env.bucket("MEDIA")?;
+    let now = crate::platform::clock::now_ms();
+    let mut swept = 0;
+    for prefix in ["outputs/", "uploads/"] {
+        let mut cursor: Option<String> = None;
+        let mut seen = 0;
+        loop {
+            let mut list = bucket
+                .list()
+                .prefix(prefix)
+                .limit(SWEEP_LIST_MAX)
+                .include(vec![worker::Include::CustomMetadata]);
+            if let Some(c) = cursor.take() {
+                list = list.cursor(c);
+            }
+            let page = list.execute().await?;
+            for object in page.objects() {
+                seen += 1;
+                let meta = object.custom_metadata()?;
+                if object.size() > 0 && is_expired(&meta, now) {
+                    bucket
+                        .put(object.key(), Vec::<u8>::new())
+                        .custom_metadata(meta)
+                        .execute()
+                        .await?;
+                    swept += 1;
+                }
+            }
+            cursor = page.cursor();
+            if cursor.is_none() || seen >= SWEEP_LIST_MAX {
+                break;
+            }
+        }
+    }
+    Ok(swept)
 }

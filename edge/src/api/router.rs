@@ -24,6 +24,7 @@ enum Public<'a> {
     StripeWebhook,
     AdminCredits(&'a str),
     AdminLedgerBench,
+    AdminSweep,
     OriginEvents(&'a str),
     OriginOutput(&'a str, &'a str),
     OriginHeartbeat,
@@ -86,6 +87,7 @@ fn resolve<'a>(segments: &[&'a str]) -> Option<(Resolved<'a>, &'static [Method])
         ["v1", "billing", "stripe", "webhook"] => (P(Public::StripeWebhook), &[Post]),
         ["admin", "accounts", id, "credits"] => (P(Public::AdminCredits(id)), &[Post]),
         ["admin", "ledger-bench"] => (P(Public::AdminLedgerBench), &[Post]),
+        ["admin", "files", "sweep"] => (P(Public::AdminSweep), &[Post]),
         ["internal", "origin", "jobs", id, "events"] => (P(Public::OriginEvents(id)), &[Post]),
         ["internal", "origin", "jobs", id, "outputs", name] => {
             (P(Public::OriginOutput(id, name)), &[Put])
@@ -167,6 +169,7 @@ async fn public(route: Public<'_>, req: Request, env: Env) -> EdgeResult<Respons
         Public::StripeWebhook => billing::handle_stripe_webhook(req, &env).await,
         Public::AdminCredits(id) => admin::handle_credits(req, &env, id).await,
         Public::AdminLedgerBench => admin::handle_ledger_bench(req, &env).await,
+        Public::AdminSweep => admin::handle_sweep(&req, &env).await,
         Public::OriginEvents(id) => origin::handle_event(req, &env, id).await,
         Public::OriginOutput(id, name) => origin::handle_output(req, &env, id, name).await,
         Public::OriginHeartbeat => origin::handle_heartbeat(req, &env).await,

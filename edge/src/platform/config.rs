@@ -81,6 +81,15 @@ pub fn sse_ping_secs(env: &Env) -> u64 {
     secs(env, "SSE_PING_SECS", SSE_PING_SECS_DEFAULT).max(1)
 }
 
+/// Uploads and outputs are kept this long, then answer 410 and are swept.
+pub const FILE_RETENTION_SECS_DEFAULT: u64 = 7 * 24 * 3600;
+
+/// How long files are kept, in ms (`FILE_RETENTION_SECS`, at least 1 s).
+pub fn file_retention_ms(env: &Env) -> i64 {
+    let secs = secs(env, "FILE_RETENTION_SECS", FILE_RETENTION_SECS_DEFAULT).max(1);
+    i64::try_from(secs * 1000).unwrap_or(i64::MAX)
+}
+
 pub fn sync_wait_secs(env: &Env) -> u64 {
     secs(env, "SYNC_WAIT_SECS", SYNC_WAIT_SECS_DEFAULT)
 }

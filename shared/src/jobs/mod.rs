@@ -427,6 +427,17 @@ impl JobState {
         self.params.job_type()
     }
 
+    /// Sets when each output stops being served: `retention_ms` after completion.
+    pub fn set_expiry(&mut self, retention_ms: i64) {
+        let until = self
+            .completed_at_ms
+            .unwrap_or(self.queued_at_ms)
+            .saturating_add(retention_ms);
+        for o in &mut self.outputs {
+            o.expires_at_ms = Some(until);
+        }
+    }
+
     /// The HTTP error a synchronous request answers with when this job did not complete.
     pub fn error(&self) -> Option<ApiError> {
         match self.status {
@@ -470,6 +481,9 @@ impl JobState {
                 });
                 if let Some(d) = o.duration_s {
                     v["duration_s"] = json!(d);
+                }
+                if let Some(at) = o.expires_at_ms {
+                    v["expires_at"] = json!(rfc3339(at));
                 }
                 v
             })

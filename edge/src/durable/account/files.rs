@@ -6,10 +6,11 @@ use kiln_shared::{ApiError, ErrorCode};
 
 use super::proto::*;
 use super::AccountDo;
+use crate::platform::clock::now_ms;
 use crate::platform::error::EdgeResult;
 
 const COLUMNS: &str = "filename, kind, sha256, format, content_type, width, height, frame_count,
-    size_bytes, original_filename, job_id, created_at_ms";
+    size_bytes, original_filename, job_id, created_at_ms, expires_at_ms";
 
 impl AccountDo {
     fn files_where(
@@ -26,7 +27,7 @@ impl AccountDo {
     fn insert_file(&self, f: &FileRecord, kind: FileKind) -> EdgeResult<()> {
         self.sql.exec(
             &format!(
-                "INSERT INTO files ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                "INSERT INTO files ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (filename) DO NOTHING"
             ),
             vec![
@@ -42,6 +43,7 @@ impl AccountDo {
                 f.original_filename.clone().into(),
                 f.job_id.clone().into(),
                 f.created_at_ms.into(),
+                f.expires_at_ms.into(),
             ],
         )?;
         Ok(())
@@ -59,8 +61,12 @@ impl AccountDo {
         self.account()?;
         let f = body.file;
         let existing = self.files_where(
-            "WHERE kind = ? AND sha256 = ? LIMIT 1",
-            vec![FileKind::Upload.as_str().into(), f.sha256.as_str().into()],
+            "WHERE kind = ? AND sha256 = ? AND expires_at_ms > ? LIMIT 1",
+            vec![
+                FileKind::Upload.as_str().into(),
+                f.sha256.as_str().into(),
+                now_ms().into(),
+            ],
         )?;
         if let Some(file) = existing.into_iter().next() {
             return Ok(Recorded {
@@ -80,9 +86,11 @@ impl AccountDo {
 
     pub(super) fn list_files(&self, body: ListFiles) -> EdgeResult<Files> {
         let mut files = self.files_where(
-            "WHERE kind = ? ORDER BY created_at_ms DESC, filename DESC LIMIT ? OFFSET ?",
+            "WHERE kind = ? AND expires_at_ms > ? ORDER BY created_at_ms DESC, filename DESC
+             LIMIT ? OFFSET ?",
             vec![
                 body.kind.as_str().into(),
+                now_ms().into(),
                 (i64::from(body.limit) + 1).into(),
                 i64::from(body.offset).into(),
             ],
@@ -106,6 +114,15 @@ impl AccountDo {
                 .with_param("input_files")
                 .into());
             };
+            if file.expires_at_ms <= now_ms() {
+                return Err(ApiError::new(
+                    410,
+                    ErrorCode::Expired,
+                    format!("{name:?} has expired; upload it again."),
+                )
+                .with_param("input_files")
+                .into());
+            }
             files.push(file);
         }
         Ok(Owned { files })

@@ -64,7 +64,7 @@ const SCHEMA: &[&str] = &[
         filename TEXT PRIMARY KEY, kind TEXT NOT NULL, sha256 TEXT NOT NULL, format TEXT NOT NULL,
         content_type TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
         frame_count INTEGER NOT NULL, size_bytes INTEGER NOT NULL, original_filename TEXT,
-        job_id TEXT, created_at_ms INTEGER NOT NULL)",
+        job_id TEXT, created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS files_by_hash ON files (kind, sha256)",
     "CREATE INDEX IF NOT EXISTS files_by_age ON files (kind, created_at_ms)",
     // The current signing secret has no expiry; a rotated-out one signs until it expires.

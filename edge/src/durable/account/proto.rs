@@ -418,6 +418,8 @@ pub struct FileRecord {
     pub original_filename: Option<String>,
     pub job_id: Option<String>,
     pub created_at_ms: i64,
+    /// After this the file answers 410 `expired` and is swept.
+    pub expires_at_ms: i64,
 }
 
 /// Records an upload, unless the account already has the same bytes: then answers

@@ -108,6 +108,9 @@ impl JobDo {
                 stop: matches!(ignored, Ignored::Terminal | Ignored::StaleAttempt),
             }),
             Ok(applied) => {
+                if applied == Applied::Ended(JobStatus::Completed) {
+                    job.set_expiry(config::file_retention_ms(&self.env));
+                }
                 self.save(&job)?;
                 if let Applied::Ended(_) = applied {
                     self.settle(&job).await?;
@@ -277,6 +280,8 @@ fn output_record(job: &JobState, o: &kiln_shared::origin::OutputMeta) -> FileRec
         original_filename: None,
         job_id: Some(job.id.to_string()),
         created_at_ms: job.completed_at_ms.unwrap_or(job.queued_at_ms),
+        // Set on completion; a JS-safe "never" otherwise.
+        expires_at_ms: o.expires_at_ms.unwrap_or((1 << 53) - 1),
     }
 }
 

@@ -299,6 +299,7 @@ async fn image_output(
             height: params.height,
             duration_s: None,
             size_bytes: bytes.len() as u64,
+            expires_at_ms: None,
         },
         bytes,
     })
@@ -334,6 +335,7 @@ async fn video_output(
             height,
             duration_s: Some(params.duration_s()),
             size_bytes: bytes.len() as u64,
+            expires_at_ms: None,
         },
         bytes,
     })
