@@ -542,4 +542,24 @@ fn image_to_video_takes_exactly_one_input() {
     assert_eq!(status, 200);
     let probe = ffprobe(&mp4);
     assert_eq!(probe["codec_name"], "h264", "{probe}");
+    // Video players seek with ranges: 206 with exactly those bytes.
+    let url = done["outputs"][0]["url"].as_str().unwrap();
+    let resp = client()
+        .get(url)
+        .header("range", "bytes=100-1099")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 206);
+    let headers = resp.headers().clone();
+    assert_eq!(headers["content-type"], "video/mp4");
+    assert_eq!(headers["content-length"], "1000");
+    assert_eq!(
+        headers["content-range"].to_str().unwrap(),
+        format!("bytes 100-1099/{}", mp4.len())
+    );
+    assert!(headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    assert_eq!(resp.bytes().unwrap().to_vec(), mp4[100..1100]);
 }

@@ -116,7 +116,7 @@ pub async fn handle_input(req: Request, env: &Env, id: &str, name: &str) -> Edge
     let headers = worker::Headers::new();
     headers.set("content-type", file.content_type())?;
     headers.set("content-length", &object.size().to_string())?;
-    Ok(Response::from_stream(body.stream()?)?.with_headers(headers))
+    Ok(Response::from_body(body.response_body()?)?.with_headers(headers))
 }
 
 /// Where an input file is stored: uploads (`up_…`) under `uploads/`, outputs under

@@ -102,7 +102,7 @@ pub async fn handle_get(req: &Request, env: &Env, name: &str) -> EdgeResult<Resp
     }
     let object = get.execute().await?.ok_or_else(not_found)?;
     let body = object.body().ok_or_else(not_found)?;
-    let resp = Response::from_stream(body.stream()?)?;
+    let resp = Response::from_body(body.response_body()?)?;
     if let ByteRange::Part { start, end } = range {
         headers.set("content-range", &format!("bytes {start}-{end}/{size}"))?;
         return Ok(resp.with_status(206).with_headers(headers));
