@@ -33,6 +33,8 @@ pub const CFG_DEFAULT: f64 = 4.0;
 pub const SEED_MAX: i64 = (1 << 53) - 1;
 /// img2img takes at most this many reference images.
 pub const INPUT_FILES_MAX: usize = 4;
+/// One request makes at most this many images (`n`).
+pub const N_MAX: i64 = 4;
 
 /// What the engine needs to render an image; the seed is concrete here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +45,13 @@ pub struct ImageParams {
     pub steps: u32,
     pub cfg: f64,
     pub seed: u64,
+    /// How many images: the i-th is rendered with `seed + i`.
+    #[serde(default = "one")]
+    pub n: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A validated image request. `seed` is `None` when the client asked for a random one;
@@ -56,6 +65,8 @@ pub struct ImageRequest {
     pub steps: u32,
     pub cfg: f64,
     pub seed: Option<u64>,
+    /// How many images (1–[`N_MAX`]), each priced [`PRICE_PER_IMAGE`].
+    pub n: u32,
     pub input_files: Vec<Filename>,
     pub options: SubmitOptions,
 }
@@ -93,16 +104,7 @@ impl ImageRequest {
         };
         let seed = parse_seed(&mut f)?;
         let input_files = parse_input_files(&mut f, INPUT_FILES_MAX)?;
-        match f.int("n")? {
-            None | Some(1) => {}
-            Some(n) => {
-                return Err(ApiError::invalid_param(
-                    "n",
-                    ErrorCode::InvalidValue,
-                    format!("Only `n: 1` is supported (got {n}); send one request per image."),
-                ))
-            }
-        }
+        let n = int_in(&mut f, "n", 1, N_MAX, 1)?;
         let options = SubmitOptions::parse(&mut f, true)?;
         f.finish()?;
         Ok(Self {
@@ -113,6 +115,7 @@ impl ImageRequest {
             steps: steps as u32,
             cfg,
             seed,
+            n: n as u32,
             input_files,
             options,
         })
@@ -129,8 +132,9 @@ impl ImageRequest {
         format!("{}:{mode}", self.model)
     }
 
+    /// `n` × [`PRICE_PER_IMAGE`].
     pub fn price(&self) -> MicroUsd {
-        PRICE_PER_IMAGE
+        MicroUsd::from_micros(PRICE_PER_IMAGE.micros() * i64::from(self.n))
     }
 
     pub fn params(&self, seed: u64) -> ImageParams {
@@ -141,6 +145,7 @@ impl ImageRequest {
             steps: self.steps,
             cfg: self.cfg,
             seed: self.seed.unwrap_or(seed),
+            n: self.n,
         }
     }
 }
@@ -390,7 +395,7 @@ mod tests {
                 "seed",
                 "out_of_range",
             ),
-            (json!({"prompt": "x", "n": 2}), "n", "invalid_value"),
+            (json!({"prompt": "x", "n": 5}), "n", "out_of_range"),
             (
                 json!({"prompt": "x", "input_files": ["a.png", "b.png", "c.png", "d.png", "e.png"]}),
                 "input_files",
@@ -494,7 +499,8 @@ mod props {
                     prop_assert!((CFG_MIN..=CFG_MAX).contains(&r.cfg));
                     prop_assert!(r.seed.is_none_or(|s| s <= SEED_MAX as u64));
                     prop_assert!(r.input_files.len() <= INPUT_FILES_MAX);
-                    prop_assert_eq!(r.price(), PRICE_PER_IMAGE);
+                    prop_assert!((1..=N_MAX).contains(&i64::from(r.n)));
+                    prop_assert_eq!(r.price().micros(), PRICE_PER_IMAGE.micros() * i64::from(r.n));
                 }
                 Err(e) => assert_named_400(&e)?,
             }

@@ -218,7 +218,74 @@ pub fn ensure() -> Result<()> {
     }
     cargo_install_all(&missing)?;
     ensure_ffprobe()?;
-    ensure_npm_packages()
+    ensure_npm_packages()?;
+    ensure_python_client()
+}
+
+/// The project-local virtualenv (`.venv`) with the official OpenAI Python client, which
+/// the end-to-end tests drive Kiln with.
+pub fn venv_python() -> PathBuf {
+    workspace_root().join(".venv/bin/python")
+}
+
+/// Creates `.venv` and installs `tests/python/requirements.txt` (pinned) when missing or
+/// stale; when that pinned set cannot be installed from the registry this machine
+/// reaches, installs the client's own pin with its dependencies resolved, said in one
+/// line.
+fn ensure_python_client() -> Result<()> {
+    let root = workspace_root();
+    let requirements = root.join("tests/python/requirements.txt");
+    let stamp = root.join(".venv/.kiln-installed");
+    let fresh = venv_python().exists()
+        && std::fs::metadata(&stamp)
+            .and_then(|s| s.modified())
+            .ok()
+            .zip(
+                std::fs::metadata(&requirements)
+                    .and_then(|r| r.modified())
+                    .ok(),
+            )
+            .is_some_and(|(s, r)| s >= r);
+    if fresh {
+        return Ok(());
+    }
+    eprintln!(
+        "kiln: installing the OpenAI Python client into .venv (tests/python/requirements.txt)"
+    );
+    if !venv_python().exists() {
+        run(Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(root.join(".venv"))
+            .stdin(Stdio::null()))?;
+    }
+    let pip = |args: &[&str]| {
+        Command::new(venv_python())
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let locked = requirements.to_string_lossy().into_owned();
+    if !pip(&["-r", &locked]) {
+        let client = std::fs::read_to_string(&requirements)?
+            .lines()
+            .find(|l| l.starts_with("openai=="))
+            .map(str::to_owned)
+            .context("tests/python/requirements.txt pins no openai")?;
+        eprintln!("kiln: the pinned Python set does not install here; installing {client} with its dependencies resolved");
+        if !pip(&[&client]) {
+            bail!("installing the OpenAI Python client failed (see pip's output above)");
+        }
+    }
+    std::fs::write(&stamp, b"")?;
+    Ok(())
 }
 
 /// `npm ci` from package-lock.json; when the lockfile cannot be installed from the

@@ -563,3 +563,109 @@ fn image_to_video_takes_exactly_one_input() {
         .contains("immutable"));
     assert_eq!(resp.bytes().unwrap().to_vec(), mp4[100..1100]);
 }
+
+#[test]
+fn n_images_are_one_job_priced_n_times() {
+    let key = new_account();
+    let before = credits(&key);
+    let r = post(
+        "/v1/images/generations",
+        &key,
+        &serde_json::json!({"prompt": "three of a kind", "n": 3, "width": 512, "height": 512, "seed": 7}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let urls: Vec<&str> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls.len(), 3, "{}", r.body);
+    let images: Vec<Vec<u8>> = urls.iter().map(|u| download(u).2).collect();
+    assert!(
+        images[0] != images[1] && images[1] != images[2],
+        "each image has its own seed"
+    );
+    let after = credits(&key);
+    assert_eq!(
+        micros(&before["balance_usd"]) - micros(&after["balance_usd"]),
+        60_000
+    );
+    let usage = get("/v1/usage?limit=1", &key);
+    assert_eq!(usage.body["data"][0]["units"], 3.0, "{}", usage.body);
+    assert_eq!(
+        get("/v1/generations/mine", &key).body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn edits_refuse_bad_parts_by_name_and_charge_nothing() {
+    let key = new_account();
+    let before = credits(&key);
+    let edit = |form: Form| {
+        reply(
+            client()
+                .post(format!("{}/v1/images/edits", env().edge))
+                .bearer_auth(&key)
+                .multipart(form)
+                .send()
+                .unwrap(),
+        )
+    };
+    let cases: Vec<(Form, u16, &str, Option<&str>)> = vec![
+        (
+            Form::new().text("prompt", "x"),
+            400,
+            "missing_parameter",
+            Some("image"),
+        ),
+        (
+            Form::new()
+                .part(
+                    "image",
+                    Part::bytes(b"not an image".to_vec()).file_name("a.png"),
+                )
+                .text("prompt", "x"),
+            415,
+            "unsupported_media_type",
+            Some("image"),
+        ),
+        (
+            Form::new()
+                .part("image", Part::bytes(png(16, 16, 1)).file_name("a.png"))
+                .text("prompt", "x")
+                .part("mask", Part::bytes(png(16, 16, 2))),
+            400,
+            "unknown_parameter",
+            Some("mask"),
+        ),
+        (
+            Form::new()
+                .part("image", Part::bytes(png(16, 16, 1)).file_name("a.png"))
+                .text("prompt", "x")
+                .text("n", "5"),
+            400,
+            "out_of_range",
+            Some("n"),
+        ),
+    ];
+    for (form, status, code, param) in cases {
+        let r = edit(form);
+        assert_eq!(
+            (r.status, error_of(&r)),
+            (status, (code.to_owned(), param.map(str::to_owned))),
+            "{}",
+            r.body
+        );
+    }
+    let after = credits(&key);
+    assert_eq!(
+        micros(&after["balance_usd"]),
+        micros(&before["balance_usd"])
+    );
+    assert_eq!(micros(&after["held_usd"]), 0);
+}

@@ -291,7 +291,7 @@ fn invalid_parameters_get_400_naming_the_param_and_cost_nothing() {
         (json!({"prompt": "x", "steps": 60}), "steps", "out_of_range"),
         (json!({"prompt": "x", "cfg": 11}), "cfg", "out_of_range"),
         (json!({"prompt": "x", "seed": -5}), "seed", "out_of_range"),
-        (json!({"prompt": "x", "n": 2}), "n", "invalid_value"),
+        (json!({"prompt": "x", "n": 5}), "n", "out_of_range"),
         (
             json!({"prompt": "x", "response_format": "gif"}),
             "response_format",

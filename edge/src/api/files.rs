@@ -19,7 +19,9 @@ use worker::{Env, HttpMetadata, Request, Response};
 
 use crate::api::auth::Caller;
 use crate::api::outputs::EXPIRES_META;
-use crate::durable::account::proto::{DeleteFile, FileKind, FileRecord, ListFiles, RecordUpload};
+use crate::durable::account::proto::{
+    DeleteFile, FileKind, FileRecord, ListFiles, RecordUpload, Recorded,
+};
 use crate::platform::clock::{ids_token, now_ms};
 use crate::platform::config;
 use crate::platform::error::EdgeResult;
@@ -44,26 +46,29 @@ fn too_large() -> ApiError {
     ))
 }
 
-/// The `file` field of a multipart body, read with the size limit enforced as it
-/// streams in: its bytes and the client's file name.
-async fn read_file_field(req: &mut Request) -> EdgeResult<(Vec<u8>, Option<String>)> {
+/// One field of a multipart body: its name, the client's file name, and its bytes.
+pub struct Part {
+    pub name: String,
+    pub file_name: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// Reads a multipart body whose parts are at most [`UPLOAD_BYTES_MAX`] each and
+/// `body_max` in all, enforced as it streams in: past it, 413 without reading the rest.
+/// Not multipart is 415 with `hint`.
+pub async fn read_multipart(req: &mut Request, body_max: u64, hint: &str) -> EdgeResult<Vec<Part>> {
     let content_type = req.headers().get("content-type")?.unwrap_or_default();
-    let boundary = multer::parse_boundary(&content_type).map_err(|_| {
-        ApiError::unsupported_media(
-            "Send the file as multipart/form-data, in a field named `file`.",
-        )
-    })?;
+    let boundary =
+        multer::parse_boundary(&content_type).map_err(|_| ApiError::unsupported_media(hint))?;
+    let cap = body_max + FRAMING_BYTES_MAX;
     if req
         .headers()
         .get("content-length")?
         .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > UPLOAD_BYTES_MAX + FRAMING_BYTES_MAX)
+        .is_some_and(|n| n > cap)
     {
         return Err(too_large().into());
     }
-    // Read with the limit enforced chunk by chunk: past it, stop and answer 413 without
-    // reading the rest.
-    let cap = UPLOAD_BYTES_MAX + FRAMING_BYTES_MAX;
     let mut body_stream = req.stream()?;
     let mut body: Vec<u8> = Vec::new();
     while let Some(chunk) = body_stream.next().await {
@@ -95,55 +100,29 @@ async fn read_file_field(req: &mut Request) -> EdgeResult<(Vec<u8>, Option<Strin
             .into(),
         }
     };
+    let mut parts = Vec::new();
     while let Some(field) = multipart.next_field().await.map_err(refused)? {
-        if field.name() != Some("file") {
-            continue;
-        }
-        let name = field
+        let name = field.name().unwrap_or_default().to_owned();
+        let file_name = field
             .file_name()
             .map(|n| n.chars().take(ORIGINAL_NAME_CHARS_MAX).collect());
-        let bytes = field.bytes().await.map_err(refused)?;
-        return Ok((bytes.to_vec(), name));
+        let bytes = field.bytes().await.map_err(refused)?.to_vec();
+        parts.push(Part {
+            name,
+            file_name,
+            bytes,
+        });
     }
-    Err(ApiError::invalid_param(
-        "file",
-        ErrorCode::MissingParameter,
-        "Send the file in a multipart field named `file`.",
-    )
-    .into())
+    Ok(parts)
 }
 
-/// A file as the API shows it.
-pub fn file_object(base: &str, f: &FileRecord, deduplicated: Option<bool>) -> Value {
-    let mut v = json!({
-        "id": f.filename.split('.').next().unwrap_or(&f.filename),
-        "object": match f.kind { FileKind::Upload => "upload", FileKind::Output => "output" },
-        "filename": f.filename,
-        "format": f.format,
-        "content_type": f.content_type,
-        "width": f.width,
-        "height": f.height,
-        "frame_count": f.frame_count,
-        "size_bytes": f.size_bytes,
-        "created_at": rfc3339(f.created_at_ms),
-        "expires_at": rfc3339(f.expires_at_ms),
-    });
-    match f.kind {
-        FileKind::Upload => v["original_filename"] = f.original_filename.clone().into(),
-        FileKind::Output => {
-            v["job_id"] = f.job_id.clone().into();
-            v["url"] = format!("{base}/outputs/{}", f.filename).into();
-        }
-    }
-    if let Some(d) = deduplicated {
-        v["deduplicated"] = d.into();
-    }
-    v
-}
-
-/// `POST /v1/uploads`.
-pub async fn handle_upload(mut req: Request, env: &Env, caller: &Caller) -> EdgeResult<Response> {
-    let (bytes, original_filename) = read_file_field(&mut req).await?;
+/// Probes, stores and indexes one uploaded image (deduplicated per account).
+pub async fn store_upload(
+    env: &Env,
+    caller: &Caller,
+    bytes: Vec<u8>,
+    original_filename: Option<String>,
+) -> EdgeResult<Recorded> {
     let probe = probe(&bytes)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let filename = format!("up_{}.{}", ids_token(), probe.format.extension());
@@ -187,6 +166,54 @@ pub async fn handle_upload(mut req: Request, env: &Env, caller: &Caller) -> Edge
     if recorded.deduplicated {
         bucket.delete(upload_key(&filename)).await?;
     }
+    Ok(recorded)
+}
+
+/// A file as the API shows it.
+pub fn file_object(base: &str, f: &FileRecord, deduplicated: Option<bool>) -> Value {
+    let mut v = json!({
+        "id": f.filename.split('.').next().unwrap_or(&f.filename),
+        "object": match f.kind { FileKind::Upload => "upload", FileKind::Output => "output" },
+        "filename": f.filename,
+        "format": f.format,
+        "content_type": f.content_type,
+        "width": f.width,
+        "height": f.height,
+        "frame_count": f.frame_count,
+        "size_bytes": f.size_bytes,
+        "created_at": rfc3339(f.created_at_ms),
+        "expires_at": rfc3339(f.expires_at_ms),
+    });
+    match f.kind {
+        FileKind::Upload => v["original_filename"] = f.original_filename.clone().into(),
+        FileKind::Output => {
+            v["job_id"] = f.job_id.clone().into();
+            v["url"] = format!("{base}/outputs/{}", f.filename).into();
+        }
+    }
+    if let Some(d) = deduplicated {
+        v["deduplicated"] = d.into();
+    }
+    v
+}
+
+/// `POST /v1/uploads`.
+pub async fn handle_upload(mut req: Request, env: &Env, caller: &Caller) -> EdgeResult<Response> {
+    let parts = read_multipart(
+        &mut req,
+        UPLOAD_BYTES_MAX,
+        "Send the file as multipart/form-data, in a field named `file`.",
+    )
+    .await?;
+    let Some(file) = parts.into_iter().find(|p| p.name == "file") else {
+        return Err(ApiError::invalid_param(
+            "file",
+            ErrorCode::MissingParameter,
+            "Send the file in a multipart field named `file`.",
+        )
+        .into());
+    };
+    let recorded = store_upload(env, caller, file.bytes, file.file_name).await?;
     let base = crate::api::router::base_url(&req)?;
     let status = if recorded.deduplicated { 200 } else { 201 };
     json(

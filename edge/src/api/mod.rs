@@ -6,7 +6,8 @@
 //! - [`auth`], [`idempotency`] — API key → account; `Idempotency-Key`.
 //! - [`accounts`], [`keys`], [`credits`], [`usage`] — registration, keys, balances, the ledger.
 //! - [`billing`], [`admin`] — Stripe top-ups; operator adjustments and the ledger bench.
-//! - [`images`], [`video`] — the generation endpoints; [`submit`] — the flow they share.
+//! - [`images`], [`video`] — the generation endpoints; [`edits`] — OpenAI's image edits;
+//!   [`submit`] — the flow they share.
 //! - [`jobs`] — get, cancel, active jobs, estimates; [`streams`] — the event streams.
 //! - [`webhooks`] — the signing secret, each job's delivery log and replay.
 //! - [`bfl`] — the BFL-style façade.
@@ -22,6 +23,7 @@ pub mod bfl;
 pub mod billing;
 pub mod catalog;
 pub mod credits;
+pub mod edits;
 pub mod files;
 pub mod health;
 pub mod idempotency;

@@ -7,8 +7,8 @@ use kiln_shared::{ApiError, ErrorCode};
 use worker::{Env, Method, Request, Response};
 
 use super::{
-    accounts, admin, bfl, billing, catalog, credits, files, health, idempotency, images, jobs,
-    keys, openapi, origin, outputs, streams, submit, usage, video, webhooks,
+    accounts, admin, bfl, billing, catalog, credits, edits, files, health, idempotency, images,
+    jobs, keys, openapi, origin, outputs, streams, submit, usage, video, webhooks,
 };
 use crate::api::auth::{authenticate, Caller};
 use crate::durable::account::proto::FileKind;
@@ -53,6 +53,7 @@ enum Keyed<'a> {
     WebhookSecretRotate,
     BflSubmit(&'a str),
     BflResult,
+    ImageEdits,
     Uploads,
     UploadsMine,
     Upload(&'a str),
@@ -105,6 +106,7 @@ fn resolve<'a>(segments: &[&'a str]) -> Option<(Resolved<'a>, &'static [Method])
         ["v1", "keys", id] => (K(Keyed::Key(id)), &[Delete]),
         ["v1", "keys", id, "reveal"] => (K(Keyed::KeyReveal(id)), &[Post]),
         ["v1", "images", "generations"] => (K(Keyed::ImageGenerations), &[Post]),
+        ["v1", "images", "edits"] => (K(Keyed::ImageEdits), &[Post]),
         ["v1", "video", "generations"] => (K(Keyed::VideoGenerations), &[Post]),
         ["v1", "jobs", "active"] => (K(Keyed::JobsActive), &[Get]),
         ["v1", "jobs", "stream", "user"] => (K(Keyed::UserStream), &[Get]),
@@ -258,6 +260,7 @@ async fn handle_keyed(
             .await
         }
         (Keyed::BflResult, _) => bfl::handle_result(&req, env, caller).await,
+        (Keyed::ImageEdits, _) => edits::handle_edit(req, env, caller).await,
         (Keyed::Uploads, _) => files::handle_upload(req, env, caller).await,
         (Keyed::UploadsMine, _) => files::handle_list(&req, caller, FileKind::Upload).await,
         (Keyed::Upload(id), _) => files::handle_delete(env, caller, FileKind::Upload, id).await,

@@ -101,6 +101,7 @@ pub fn job(prompt: &str, steps: u32, width: u32, height: u32) -> DispatchJob {
             steps,
             cfg: 4.0,
             seed: 42,
+            n: 1,
         }),
         input_files: vec![],
         test_mode: true,

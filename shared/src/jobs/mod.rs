@@ -176,7 +176,7 @@ impl JobParams {
     /// What the job is billed by: images, or seconds of video.
     pub fn units(&self) -> f64 {
         match self {
-            JobParams::Image(_) => 1.0,
+            JobParams::Image(p) => f64::from(p.n),
             JobParams::Video(p) => p.duration_s(),
         }
     }

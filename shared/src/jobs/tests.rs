@@ -18,6 +18,7 @@ fn job() -> JobState {
                 steps: 4,
                 cfg: 4.0,
                 seed: 9,
+                n: 1,
             }),
             input_files: vec![],
             cost: MicroUsd::from_cents(2),

@@ -188,6 +188,7 @@ pub(super) mod tests {
             steps: 20,
             cfg: 4.0,
             seed,
+            n: 1,
         }
     }
 

@@ -177,7 +177,19 @@ impl SimEngine {
         }
 
         let output = match &job.params {
-            JobParams::Image(p) => image_output(job, p, reference).await?,
+            JobParams::Image(p) => {
+                // `n` images, the i-th from `seed + i`.
+                let mut outputs = Vec::new();
+                for i in 0..p.n.max(1) {
+                    let one = ImageParams {
+                        seed: p.seed.wrapping_add(u64::from(i)),
+                        n: 1,
+                        ..p.clone()
+                    };
+                    outputs.push(image_output(job, &one, reference.clone(), i as usize).await?);
+                }
+                return Ok(outputs);
+            }
             JobParams::Video(p) => video_output(job, p, reference, stop).await?,
         };
         Ok(vec![output])
@@ -235,6 +247,13 @@ fn check_image(p: &ImageParams) -> Result<(), EngineError> {
             p.width, p.height
         )));
     }
+    if !(1..=kiln_shared::images::N_MAX).contains(&i64::from(p.n)) {
+        return Err(EngineError::Failed(format!(
+            "An image job makes 1–{} images (got {}).",
+            kiln_shared::images::N_MAX,
+            p.n
+        )));
+    }
     Ok(())
 }
 
@@ -282,6 +301,7 @@ async fn image_output(
     job: &DispatchJob,
     params: &ImageParams,
     reference: Option<RgbaImage>,
+    index: usize,
 ) -> Result<Output, EngineError> {
     let to_render = params.clone();
     // Rendering is CPU-bound for up to a second; keep it off the async workers.
@@ -290,7 +310,7 @@ async fn image_output(
             .await
             .map_err(|e| EngineError::Internal(format!("render task: {e}")))?
             .map_err(|e| EngineError::Internal(format!("png encoding: {e}")))?;
-    let filename = Filename::output(&job.job_id, 0, "png");
+    let filename = Filename::output(&job.job_id, index, "png");
     Ok(Output {
         meta: OutputMeta {
             content_type: filename.content_type().to_owned(),
