@@ -25,6 +25,23 @@ fn upload(key: &str, name: &str, bytes: Vec<u8>) -> Reply {
     )
 }
 
+fn delete(path: &str, key: &str) -> Reply {
+    reply(
+        client()
+            .delete(format!("{}{path}", env().edge))
+            .bearer_auth(key)
+            .send()
+            .unwrap(),
+    )
+}
+
+/// How many files a list (`/v1/uploads/mine`, `/v1/generations/mine`) shows.
+fn listed(path: &str, key: &str) -> usize {
+    let list = get(path, key);
+    assert_eq!(list.status, 200, "{}", list.body);
+    list.body["data"].as_array().unwrap().len()
+}
+
 fn pixels(w: u32, h: u32, seed: u8) -> RgbaImage {
     RgbaImage::from_fn(w, h, |x, y| {
         Rgba([(x as u8).wrapping_add(seed), y as u8, seed, 255])
@@ -168,9 +185,7 @@ fn each_format_is_recognised_from_its_bytes_with_its_probe() {
             r.body
         );
     }
-    let list = get("/v1/uploads/mine?limit=100", &key);
-    assert_eq!(list.status, 200, "{}", list.body);
-    assert_eq!(list.body["data"].as_array().unwrap().len(), 5);
+    assert_eq!(listed("/v1/uploads/mine?limit=100", &key), 5);
 }
 
 #[test]
@@ -188,13 +203,7 @@ fn the_same_bytes_twice_are_one_file() {
     let other = upload(&new_account(), "one.png", bytes);
     assert_eq!(other.body["deduplicated"], false);
     assert_ne!(other.body["id"], first.body["id"]);
-    let list = get("/v1/uploads/mine", &key);
-    assert_eq!(
-        list.body["data"].as_array().unwrap().len(),
-        1,
-        "{}",
-        list.body
-    );
+    assert_eq!(listed("/v1/uploads/mine", &key), 1);
 }
 
 #[test]
@@ -260,13 +269,13 @@ fn uploads_are_listed_newest_first_and_deleted_by_their_owner_only() {
         })
         .collect();
     let page = get("/v1/uploads/mine?limit=2", &key);
-    let listed: Vec<&str> = page.body["data"]
+    let newest: Vec<&str> = page.body["data"]
         .as_array()
         .unwrap()
         .iter()
         .map(|f| f["id"].as_str().unwrap())
         .collect();
-    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()], "{}", page.body);
+    assert_eq!(newest, [ids[2].as_str(), ids[1].as_str()], "{}", page.body);
     assert_eq!(page.body["has_more"], true);
     let rest = get("/v1/uploads/mine?limit=2&offset=2", &key);
     assert_eq!(rest.body["data"][0]["id"], ids[0].as_str());
@@ -287,42 +296,18 @@ fn uploads_are_listed_newest_first_and_deleted_by_their_owner_only() {
 
     // Someone else's id is not found for them, and stays.
     let other = new_account();
-    let r = reply(
-        client()
-            .delete(format!("{}/v1/uploads/{}", env().edge, ids[0]))
-            .bearer_auth(&other)
-            .send()
-            .unwrap(),
-    );
+    let r = delete(&format!("/v1/uploads/{}", ids[0]), &other);
     assert_eq!(
         (r.status, error_of(&r).0.as_str()),
         (404, "file_not_found"),
         "{}",
         r.body
     );
-    let r = reply(
-        client()
-            .delete(format!("{}/v1/uploads/{}", env().edge, ids[0]))
-            .bearer_auth(&key)
-            .send()
-            .unwrap(),
-    );
+    let r = delete(&format!("/v1/uploads/{}", ids[0]), &key);
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = reply(
-        client()
-            .delete(format!("{}/v1/uploads/{}", env().edge, ids[0]))
-            .bearer_auth(&key)
-            .send()
-            .unwrap(),
-    );
+    let r = delete(&format!("/v1/uploads/{}", ids[0]), &key);
     assert_eq!(r.status, 404, "{}", r.body);
-    let left = get("/v1/uploads/mine", &key);
-    assert_eq!(
-        left.body["data"].as_array().unwrap().len(),
-        2,
-        "{}",
-        left.body
-    );
+    assert_eq!(listed("/v1/uploads/mine", &key), 2);
 }
 
 #[test]
@@ -361,23 +346,11 @@ fn outputs_are_listed_as_generations_and_deleted_by_their_owner() {
         get("/v1/generations/mine", &other).body["data"],
         Value::Array(vec![])
     );
-    let r = reply(
-        client()
-            .delete(format!("{}/v1/generations/{filename}", env().edge))
-            .bearer_auth(&other)
-            .send()
-            .unwrap(),
-    );
+    let r = delete(&format!("/v1/generations/{filename}"), &other);
     assert_eq!(r.status, 404, "{}", r.body);
     assert_eq!(download(&url).0, 200);
 
-    let r = reply(
-        client()
-            .delete(format!("{}/v1/generations/{filename}", env().edge))
-            .bearer_auth(&key)
-            .send()
-            .unwrap(),
-    );
+    let r = delete(&format!("/v1/generations/{filename}"), &key);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(download(&url).0, 404);
     assert_eq!(
