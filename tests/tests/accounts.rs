@@ -38,16 +38,6 @@ fn post_with(path: &str, key: &str, headers: &[(&str, &str)], body: &Value) -> R
     reply(req.send().unwrap())
 }
 
-fn delete(path: &str, key: &str) -> Reply {
-    reply(
-        client()
-            .delete(format!("{}{path}", env().edge))
-            .bearer_auth(key)
-            .send()
-            .unwrap(),
-    )
-}
-
 #[test]
 fn fifty_concurrent_submissions_on_ten_images_of_credit() {
     let key = new_account();

@@ -25,16 +25,6 @@ fn upload(key: &str, name: &str, bytes: Vec<u8>) -> Reply {
     )
 }
 
-fn delete(path: &str, key: &str) -> Reply {
-    reply(
-        client()
-            .delete(format!("{}{path}", env().edge))
-            .bearer_auth(key)
-            .send()
-            .unwrap(),
-    )
-}
-
 /// How many files a list (`/v1/uploads/mine`, `/v1/generations/mine`) shows.
 fn listed(path: &str, key: &str) -> usize {
     let list = get(path, key);
@@ -566,13 +556,7 @@ fn n_images_are_one_job_priced_n_times() {
     );
     let usage = get("/v1/usage?limit=1", &key);
     assert_eq!(usage.body["data"][0]["units"], 3.0, "{}", usage.body);
-    assert_eq!(
-        get("/v1/generations/mine", &key).body["data"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(listed("/v1/generations/mine", &key), 3);
 }
 
 #[test]

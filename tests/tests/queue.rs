@@ -42,16 +42,6 @@ fn slow(prompt: &str, ms: u32) -> Value {
     json!({"prompt": format!("{prompt} [[sim:step_ms={ms}]]"), "steps": 10})
 }
 
-fn delete(path: &str, key: &str) -> Reply {
-    reply(
-        client()
-            .delete(format!("{}{path}", env().edge))
-            .bearer_auth(key)
-            .send()
-            .unwrap(),
-    )
-}
-
 fn ms(job: &Value, field: &str) -> i64 {
     job["metadata"]["timings_ms"][field]
         .as_i64()

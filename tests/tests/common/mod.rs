@@ -235,6 +235,16 @@ pub fn get(path: &str, key: &str) -> Reply {
     )
 }
 
+pub fn delete(path: &str, key: &str) -> Reply {
+    reply(
+        client()
+            .delete(format!("{}{path}", env().edge))
+            .bearer_auth(key)
+            .send()
+            .unwrap(),
+    )
+}
+
 pub fn credits(key: &str) -> Value {
     let r = get("/v1/credits", key);
     assert_eq!(r.status, 200, "{}", r.body);
