@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use worker::{Env, HttpMetadata, Request, Response};
 
 use crate::api::auth::Caller;
-use crate::api::outputs::EXPIRES_META;
+use crate::api::outputs::expiry_metadata;
 use crate::durable::account::proto::{
     DeleteFile, FileKind, FileRecord, ListFiles, RecordUpload, Recorded,
 };
@@ -126,6 +126,7 @@ pub async fn store_upload(
     let probe = probe(&bytes)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let filename = format!("up_{}.{}", ids_token(), probe.format.extension());
+    let now = now_ms();
     let record = FileRecord {
         filename: filename.clone(),
         kind: FileKind::Upload,
@@ -138,8 +139,8 @@ pub async fn store_upload(
         size_bytes: bytes.len() as u64,
         original_filename,
         job_id: None,
-        created_at_ms: now_ms(),
-        expires_at_ms: now_ms().saturating_add(config::file_retention_ms(env)),
+        created_at_ms: now,
+        expires_at_ms: now.saturating_add(config::file_retention_ms(env)),
     };
     // The bytes first: an index row never names a file that is not stored. A duplicate's
     // fresh copy is removed again below.
@@ -150,10 +151,7 @@ pub async fn store_upload(
             content_type: Some(record.content_type.clone()),
             ..Default::default()
         })
-        .custom_metadata(std::collections::HashMap::from([(
-            EXPIRES_META.to_owned(),
-            record.expires_at_ms.to_string(),
-        )]))
+        .custom_metadata(expiry_metadata(record.expires_at_ms))
         .execute()
         .await?;
     let recorded = match caller.account.call(&RecordUpload { file: record }).await {

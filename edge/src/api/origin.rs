@@ -163,7 +163,7 @@ pub async fn handle_output(
             ..Default::default()
         })
         .custom_metadata({
-            let mut meta = expiry_metadata(config::file_retention_ms(env));
+            let mut meta = expiry_metadata(now_ms().saturating_add(config::file_retention_ms(env)));
             meta.insert("account_id".to_owned(), job.job.account_id.to_string());
             meta.insert("job_id".to_owned(), id.to_string());
             meta

@@ -18,10 +18,9 @@ const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// The R2 custom-metadata field that holds when a stored file expires (Unix ms).
 pub const EXPIRES_META: &str = "expires_at_ms";
 
-/// The custom metadata of a file stored now that expires after `retention_ms`.
-pub fn expiry_metadata(retention_ms: i64) -> std::collections::HashMap<String, String> {
-    let at = crate::platform::clock::now_ms().saturating_add(retention_ms);
-    std::collections::HashMap::from([(EXPIRES_META.to_owned(), at.to_string())])
+/// The custom metadata of a stored file that expires at `expires_at_ms`.
+pub fn expiry_metadata(expires_at_ms: i64) -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([(EXPIRES_META.to_owned(), expires_at_ms.to_string())])
 }
 
 /// Whether a stored object's metadata says it has expired at `now`.
