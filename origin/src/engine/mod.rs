@@ -7,6 +7,7 @@
 //! Only [`sim`] exists today (`docs/architecture.md`, "3. Run"); `comfyui` and `native`
 //! engines would be more variants of [`Engine`].
 
+pub mod comfyui;
 pub mod sim;
 
 use kiln_shared::ids::Filename;

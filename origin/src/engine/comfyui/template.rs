@@ -1,0 +1,1 @@
+//! Workflow templates and how a job fills them. (Work in progress.)
