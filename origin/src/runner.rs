@@ -154,10 +154,11 @@ impl Runner {
             }
             metas.push(output.meta);
         }
+        let (engine, simulated) = self.engine.runs(job);
         Some(OriginEvent::Completed {
             outputs: metas,
-            engine: self.engine.name().to_owned(),
-            simulated: self.engine.simulated(),
+            engine: engine.to_owned(),
+            simulated,
         })
     }
 }

@@ -74,8 +74,14 @@ impl AppState {
     /// What `GET /health` answers.
     pub fn health(&self) -> OriginHealth {
         let engine = &self.runner.engine;
+        let problem = engine.problem();
+        let (comfyui, vram_free_gb) = match engine {
+            Engine::ComfyUi { comfy, .. } => (Some(comfy.health()), comfy.vram_free_gb()),
+            Engine::Sim(_) => (None, None),
+        };
         OriginHealth {
-            status: "ok".to_owned(),
+            status: if problem.is_some() { "unhealthy" } else { "ok" }.to_owned(),
+            problem,
             origin_id: self.runner.origin_id.clone(),
             engine: engine.name().to_owned(),
             simulated: engine.simulated(),
@@ -83,8 +89,8 @@ impl AppState {
             busy: self.busy(),
             models: engine.models(),
             resident_models: engine.resident_models(),
-            // Only a real GPU engine can report this.
-            vram_free_gb: None,
+            vram_free_gb,
+            comfyui,
         }
     }
 
@@ -102,6 +108,8 @@ impl AppState {
             resident_models: health.resident_models,
             running: self.running.list(),
             vram_free_gb: health.vram_free_gb,
+            healthy: health.problem.is_none(),
+            problem: self.runner.engine.problem_summary(),
         }
     }
 
@@ -197,6 +205,12 @@ impl Application {
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.addr, public_url = %self.public_url, "serving");
         let heartbeats_stop = Flag::new();
+        // The engine's hardware checks (ComfyUI servers) start with the origin, so the
+        // first heartbeats already say whether it can run jobs.
+        let monitor = tokio::spawn({
+            let (runner, stop) = (self.state.runner.clone(), heartbeats_stop.clone());
+            async move { runner.engine.monitor(stop).await }
+        });
         let heartbeats = self.heartbeat.map(|every| {
             tokio::spawn(heartbeat::send_every(
                 self.state.clone(),
@@ -215,6 +229,7 @@ impl Application {
         if let Some(task) = heartbeats {
             let _ = task.await;
         }
+        let _ = monitor.await;
         served?;
         tracing::info!("stopped");
         Ok(())

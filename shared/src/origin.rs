@@ -88,6 +88,9 @@ pub struct OutputMeta {
     pub height: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
+    /// Videos: whether the MP4 has a sound track (LTX-2.3 makes sound with the picture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_audio: Option<bool>,
     pub size_bytes: u64,
     /// When the edge stops serving it (set by the edge when the job completes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,7 +100,10 @@ pub struct OutputMeta {
 /// `GET /health` of an origin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OriginHealth {
+    /// `ok`, or `unhealthy` when the engine cannot run jobs (`problem` says why).
     pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
     pub origin_id: String,
     pub engine: String,
     pub simulated: bool,
@@ -108,6 +114,46 @@ pub struct OriginHealth {
     pub resident_models: Vec<String>,
     #[serde(default)]
     pub vram_free_gb: Option<f64>,
+    /// The `comfyui` engine: each ComfyUI server, in configuration order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comfyui: Option<Vec<ComfyServerHealth>>,
+}
+
+/// One ComfyUI server of a `comfyui` origin, as its `/health` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComfyServerHealth {
+    pub url: String,
+    /// `GET /system_stats` answered at the last check.
+    pub reachable: bool,
+    /// Reachable, the pinned version, every template fits, every model file present.
+    pub ready: bool,
+    /// Running a job now.
+    pub busy: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comfyui_version: Option<String>,
+    /// The GPU, as ComfyUI names it (`cuda:0 NVIDIA H100 80GB HBM3 : cudaMallocAsync`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vram_total_gb: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vram_free_gb: Option<f64>,
+    /// Every model file the served models need, and whether the server lists it.
+    #[serde(default)]
+    pub model_files: Vec<ModelFileHealth>,
+    /// When this was last read, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelFileHealth {
+    /// The ComfyUI model folder (`diffusion_models`, `checkpoints`, …).
+    pub folder: String,
+    pub file: String,
+    pub present: bool,
 }
 
 /// Edge → origin `DELETE`: stop this job now (it was cancelled). 200 when it was
@@ -141,6 +187,18 @@ pub struct Heartbeat {
     pub running: Vec<RunningJob>,
     #[serde(default)]
     pub vram_free_gb: Option<f64>,
+    /// `false` when the origin cannot run jobs (its engine's servers are unreachable,
+    /// the wrong version, or missing model files): the edge sends it nothing until a
+    /// heartbeat says `true` again. Older origins do not send it: healthy.
+    #[serde(default = "healthy")]
+    pub healthy: bool,
+    /// Why it is unhealthy, for operators (`GET /health` of the edge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+fn healthy() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,6 +27,7 @@ pub fn origin_object(o: &OriginView) -> Value {
         "models": o.models,
         "resident_models": o.resident_models,
         "vram_free_gb": o.vram_free_gb,
+        "problem": o.problem,
         "last_heartbeat_at": o.last_heartbeat_at,
     })
 }

@@ -4,8 +4,10 @@
 //! turns the results into signed events and uploads, so an engine knows nothing about
 //! the edge.
 //!
-//! Only [`sim`] exists today (`docs/architecture.md`, "3. Run"); `comfyui` and `native`
-//! engines would be more variants of [`Engine`].
+//! Two engines exist (`docs/architecture.md`, "3. Run"): [`sim`], the simulator that
+//! development, CI and `sk-test-` keys run on, and [`comfyui`], the real models on
+//! ComfyUI servers. An origin configured for `comfyui` still runs test-mode jobs on its
+//! own sim, so test keys behave the same on every origin and never use a GPU.
 
 pub mod comfyui;
 pub mod sim;
@@ -73,19 +75,29 @@ pub enum EngineError {
 #[derive(Debug)]
 pub enum Engine {
     Sim(sim::SimEngine),
+    /// ComfyUI for real jobs, the sim for test-mode ones.
+    ComfyUi {
+        comfy: Box<comfyui::ComfyEngine>,
+        sim: sim::SimEngine,
+    },
 }
 
 impl Engine {
     pub fn from_config(config: &Config) -> Self {
-        match config.engine {
-            EngineKind::Sim => Engine::Sim(sim::SimEngine::new(config.sim)),
+        match (&config.engine, &config.comfyui) {
+            (EngineKind::ComfyUi, Some(comfy)) => Engine::ComfyUi {
+                comfy: Box::new(comfyui::ComfyEngine::new(comfy)),
+                sim: sim::SimEngine::new(config.sim),
+            },
+            _ => Engine::Sim(sim::SimEngine::new(config.sim)),
         }
     }
 
-    /// The engine's name, as shown in `/health` and in `completed` events.
+    /// The engine's name, as shown in `/health`.
     pub fn name(&self) -> &'static str {
         match self {
             Engine::Sim(_) => "sim",
+            Engine::ComfyUi { .. } => "comfyui",
         }
     }
 
@@ -93,6 +105,15 @@ impl Engine {
     pub fn simulated(&self) -> bool {
         match self {
             Engine::Sim(_) => true,
+            Engine::ComfyUi { .. } => false,
+        }
+    }
+
+    /// The engine that runs `job`, as its `completed` event names it: `(name, simulated)`.
+    pub fn runs(&self, job: &DispatchJob) -> (&'static str, bool) {
+        match self {
+            Engine::ComfyUi { .. } if job.test_mode => ("sim", true),
+            _ => (self.name(), self.simulated()),
         }
     }
 
@@ -100,6 +121,7 @@ impl Engine {
     pub fn models(&self) -> Vec<String> {
         match self {
             Engine::Sim(_) => sim::models().map(str::to_owned).collect(),
+            Engine::ComfyUi { comfy, .. } => comfy.models(),
         }
     }
 
@@ -107,6 +129,40 @@ impl Engine {
     pub fn resident_models(&self) -> Vec<String> {
         match self {
             Engine::Sim(sim) => sim.resident_models(),
+            Engine::ComfyUi { comfy, .. } => comfy.resident_models(),
+        }
+    }
+
+    /// Why the engine cannot run jobs now, if it cannot (`None`: healthy).
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            Engine::Sim(_) => None,
+            Engine::ComfyUi { comfy, .. } => comfy.problem(),
+        }
+    }
+
+    /// [`Engine::problem`] without internal addresses, for heartbeats.
+    pub fn problem_summary(&self) -> Option<String> {
+        match self {
+            Engine::Sim(_) => None,
+            Engine::ComfyUi { comfy, .. } => comfy.problem_summary(),
+        }
+    }
+
+    /// Jobs the engine could start now on its own hardware, if it counts them
+    /// (`None`: as many as the origin has slots).
+    pub fn ready_free(&self) -> Option<u32> {
+        match self {
+            Engine::Sim(_) => None,
+            Engine::ComfyUi { comfy, .. } => Some(comfy.ready_free()),
+        }
+    }
+
+    /// Keeps the engine's view of its hardware fresh until `stop` (ComfyUI servers'
+    /// health); returns at once for the sim.
+    pub async fn monitor(&self, stop: Flag) {
+        if let Engine::ComfyUi { comfy, .. } = self {
+            comfy.monitor(stop).await;
         }
     }
 
@@ -123,6 +179,10 @@ impl Engine {
     ) -> Result<Vec<Output>, EngineError> {
         match self {
             Engine::Sim(sim) => sim.run(job, inputs, progress, stop).await,
+            Engine::ComfyUi { sim, .. } if job.test_mode => {
+                sim.run(job, inputs, progress, stop).await
+            }
+            Engine::ComfyUi { comfy, .. } => comfy.run(job, inputs, progress, stop).await,
         }
     }
 }

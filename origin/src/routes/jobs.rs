@@ -66,6 +66,11 @@ pub async fn handle_dispatch(
                 attempt: job.attempt,
             });
         }
+        // An engine that counts its own hardware (one ComfyUI server per slot) admits
+        // a real job only while a ready server is free; test-mode jobs run on the sim.
+        if !job.test_mode && state.runner.engine.ready_free() == Some(0) {
+            return Err(AppError::NoCapacity);
+        }
         // Recorded only once admitted: a dispatch refused with 503 is retried by the
         // edge with the same attempt number and must not then look like a replay.
         let permit = state

@@ -37,6 +37,8 @@ async fn health_describes_the_origin() {
             models: vec!["flux2-dev".into(), "ltx-2.3".into(), "ltx-2.3-fast".into()],
             resident_models: vec![],
             vram_free_gb: None,
+            problem: None,
+            comfyui: None,
         }
     );
     assert!(body["vram_free_gb"].is_null(), "{body}");

@@ -27,6 +27,8 @@ async fn heartbeats_list_running_jobs_and_resident_models() {
             resident_models: vec![],
             running: vec![],
             vram_free_gb: None,
+            healthy: true,
+            problem: None,
         }
     );
 

@@ -482,6 +482,9 @@ impl JobState {
                 if let Some(d) = o.duration_s {
                     v["duration_s"] = json!(d);
                 }
+                if let Some(a) = o.has_audio {
+                    v["has_audio"] = json!(a);
+                }
                 if let Some(at) = o.expires_at_ms {
                     v["expires_at"] = json!(rfc3339(at));
                 }

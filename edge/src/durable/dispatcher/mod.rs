@@ -82,6 +82,7 @@ struct OriginRow {
     last_seen_ms: i64,
     down_until_ms: i64,
     full_until_ms: i64,
+    problem: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -165,9 +166,15 @@ impl DispatcherDo {
                 engine TEXT, simulated INTEGER, models TEXT NOT NULL DEFAULT '[]',
                 resident TEXT NOT NULL DEFAULT '[]', vram_free_gb REAL,
                 from_config INTEGER NOT NULL DEFAULT 0, last_seen_ms INTEGER NOT NULL DEFAULT 0,
-                down_until_ms INTEGER NOT NULL DEFAULT 0, full_until_ms INTEGER NOT NULL DEFAULT 0)",
+                down_until_ms INTEGER NOT NULL DEFAULT 0, full_until_ms INTEGER NOT NULL DEFAULT 0,
+                problem TEXT)",
             None,
         )?;
+        // Tables made before origins could report a problem gain the column; on newer
+        // ones this fails with "duplicate column", which is the point.
+        let _ = self
+            .sql
+            .exec("ALTER TABLE origins ADD COLUMN problem TEXT", None);
         self.sql.exec(
             "CREATE TABLE IF NOT EXISTS jobs (
                 job_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, model_id TEXT NOT NULL,

@@ -114,6 +114,9 @@ pub struct OriginView {
     pub models: Vec<String>,
     pub resident_models: Vec<String>,
     pub vram_free_gb: Option<f64>,
+    /// Why the origin said it cannot run jobs, while it says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
     pub last_heartbeat_at: Option<String>,
 }
 

@@ -47,7 +47,8 @@ impl DispatcherDo {
             .sql
             .exec(
                 "SELECT id, url, slots, engine, simulated, models, resident, vram_free_gb,
-                        last_seen_ms, down_until_ms, full_until_ms FROM origins ORDER BY id",
+                        last_seen_ms, down_until_ms, full_until_ms, problem
+                 FROM origins ORDER BY id",
                 None,
             )?
             .to_array()?)
@@ -68,6 +69,7 @@ impl DispatcherDo {
                     models: serde_json::from_str(&o.models)?,
                     resident_models: serde_json::from_str(&o.resident)?,
                     vram_free_gb: o.vram_free_gb,
+                    problem: o.problem.clone(),
                     last_heartbeat_at: (o.last_seen_ms > 0)
                         .then(|| kiln_shared::time::rfc3339(o.last_seen_ms)),
                     id: o.id,
@@ -138,17 +140,31 @@ impl DispatcherDo {
     pub(super) async fn heartbeat(&self, hb: Heartbeat) -> EdgeResult<Ack> {
         let now = now_ms();
         let url = hb.url.trim_end_matches('/').to_owned();
+        // An origin that says it cannot run jobs (its GPU servers are down, missing
+        // models, …) is down until a heartbeat says otherwise; each unhealthy beat
+        // extends that by a lease, so silence after it still reads as down.
+        let (down_until, problem) = if hb.healthy {
+            (0, None)
+        } else {
+            let why = hb
+                .problem
+                .clone()
+                .unwrap_or_else(|| "the origin reports itself unhealthy".to_owned());
+            (now.saturating_add(self.lease_ms()), Some(why))
+        };
         self.sql.exec(
             "INSERT INTO origins (id, url, slots, engine, simulated, models, resident,
-                                  vram_free_gb, last_seen_ms, down_until_ms, full_until_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)
+                                  vram_free_gb, last_seen_ms, down_until_ms, full_until_ms,
+                                  problem)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
              ON CONFLICT (id) DO UPDATE SET
                url = CASE WHEN origins.from_config = 1 THEN origins.url ELSE excluded.url END,
                slots = excluded.slots,
                engine = excluded.engine, simulated = excluded.simulated,
                models = excluded.models, resident = excluded.resident,
                vram_free_gb = excluded.vram_free_gb, last_seen_ms = excluded.last_seen_ms,
-               down_until_ms = 0, full_until_ms = 0",
+               down_until_ms = excluded.down_until_ms, full_until_ms = 0,
+               problem = excluded.problem",
             vec![
                 hb.origin_id.as_str().into(),
                 url.into(),
@@ -159,6 +175,8 @@ impl DispatcherDo {
                 serde_json::to_string(&hb.resident_models)?.into(),
                 hb.vram_free_gb.into(),
                 now.into(),
+                down_until.into(),
+                problem.into(),
             ],
         )?;
         for r in &hb.running {
@@ -174,7 +192,7 @@ impl DispatcherDo {
                 ],
             )?;
         }
-        if hb.busy < hb.slots && self.queued_count()? > 0 {
+        if hb.healthy && hb.busy < hb.slots && self.queued_count()? > 0 {
             self.pump_soon().await?;
         }
         Ok(Ack)

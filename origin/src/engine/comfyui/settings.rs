@@ -94,6 +94,30 @@ impl Default for ModelFiles {
 }
 
 impl ModelFiles {
+    /// The files the Kiln model `model_id` loads, with their folders; none for a model
+    /// the engine does not run.
+    pub fn for_model(&self, model_id: &str) -> Vec<(ModelFolder, &str)> {
+        match model_id {
+            "flux2-dev" => vec![
+                (ModelFolder::DiffusionModels, self.flux2_unet.as_str()),
+                (ModelFolder::TextEncoders, self.flux2_text_encoder.as_str()),
+                (ModelFolder::Vae, self.flux2_vae.as_str()),
+            ],
+            "ltx-2.3" => vec![
+                (ModelFolder::Checkpoints, self.ltx_checkpoint.as_str()),
+                (ModelFolder::TextEncoders, self.ltx_text_encoder.as_str()),
+                (ModelFolder::Loras, self.ltx_lora.as_str()),
+                (ModelFolder::LatentUpscaleModels, self.ltx_upscaler.as_str()),
+            ],
+            "ltx-2.3-fast" => vec![
+                (ModelFolder::Checkpoints, self.ltx_fast_checkpoint.as_str()),
+                (ModelFolder::TextEncoders, self.ltx_text_encoder.as_str()),
+                (ModelFolder::LatentUpscaleModels, self.ltx_upscaler.as_str()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     /// Every configured file with its folder, for the startup check against
     /// `GET /models/{folder}`.
     pub fn all(&self) -> Vec<(ModelFolder, &str)> {

@@ -318,6 +318,7 @@ async fn image_output(
             width: params.width,
             height: params.height,
             duration_s: None,
+            has_audio: None,
             size_bytes: bytes.len() as u64,
             expires_at_ms: None,
         },
@@ -354,6 +355,8 @@ async fn video_output(
             width,
             height,
             duration_s: Some(params.duration_s()),
+            // The sim's MP4 is picture only.
+            has_audio: Some(false),
             size_bytes: bytes.len() as u64,
             expires_at_ms: None,
         },

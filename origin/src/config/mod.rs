@@ -8,12 +8,15 @@
 //! | `KILN_EDGE_URL` | `http://127.0.0.1:8787` | where events and outputs are sent |
 //! | `KILN_EDGE_TO_ORIGIN_KEYS` | required | `id:secret[,id:secret]`; dispatches must be signed with one of these |
 //! | `KILN_ORIGIN_TO_EDGE_KEYS` | required | `id:secret[,id:secret]`; the first signs everything sent to the edge |
-//! | `KILN_ENGINE` | `sim` | which engine runs jobs; only `sim` exists today |
-//! | `KILN_SLOTS` | `1` | jobs run at once (one per GPU slot); a dispatch beyond that gets 503 |
+//! | `KILN_ENGINE` | `sim` | which engine runs jobs: `sim` (simulated, CPU) or `comfyui` (ComfyUI servers on GPUs) |
+//! | `KILN_SLOTS` | `1` (`sim`); the number of ComfyUI URLs (`comfyui`) | jobs run at once (one per GPU slot); a dispatch beyond that gets 503 |
 //! | `KILN_SIM_STEP_MS` | `150` | sim pace per denoising step, so progress looks like a real GPU's |
 //! | `KILN_SIM_LOAD_MS` | `400` | sim model-load time, paid once per model per process |
 //! | `KILN_PUBLIC_URL` | `http://{bound address}` | where the edge reaches this origin, sent in heartbeats; set it when the origin listens on `0.0.0.0` or behind a proxy |
 //! | `KILN_HEARTBEAT_MS` | `5000` | heartbeat period (100–10000; keep it under a third of the edge's `LEASE_SECS`); `0` turns heartbeats off, for tests that drive the router alone |
+//!
+//! The `comfyui` engine's settings (`KILN_COMFYUI_*`: server URLs, model files, sampler
+//! settings, timeouts) are read by [`ComfyConfig`]; `docs/comfyui.md` lists them.
 //!
 //! Secrets live only inside [`Keyring`], whose `Debug` never shows them, so printing a
 //! [`Config`] or a [`ConfigError`] cannot leak one.
@@ -22,6 +25,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use kiln_shared::signing::{Keyring, KeyringError};
+
+mod comfyui;
+
+pub use comfyui::ComfyConfig;
 
 pub const ADDR_DEFAULT: &str = "127.0.0.1:8788";
 pub const ORIGIN_ID_DEFAULT: &str = "origin-1";
@@ -57,6 +64,8 @@ pub struct Config {
     /// Jobs that may run at once.
     pub slots: u32,
     pub sim: SimConfig,
+    /// Set when `engine` is [`EngineKind::ComfyUi`].
+    pub comfyui: Option<ComfyConfig>,
     /// Where the edge reaches this origin, without a trailing slash; `None` means
     /// `http://{bound address}`, known only once bound (port 0 picks one).
     pub public_url: Option<String>,
@@ -68,14 +77,16 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineKind {
     Sim,
+    ComfyUi,
 }
 
 impl EngineKind {
-    const NAMES: &'static [&'static str] = &["sim"];
+    const NAMES: &'static [&'static str] = &["sim", "comfyui"];
 
     fn parse(s: &str) -> Option<Self> {
         match s {
             "sim" => Some(Self::Sim),
+            "comfyui" => Some(Self::ComfyUi),
             _ => None,
         }
     }
@@ -172,10 +183,18 @@ impl Config {
             why: format!("valid engines: {}", EngineKind::NAMES.join(", ")),
         })?;
 
+        let comfyui = match engine {
+            EngineKind::ComfyUi => Some(ComfyConfig::from_vars(&get)?),
+            EngineKind::Sim => None,
+        };
+        // One slot per ComfyUI server: each runs one prompt at a time.
+        let slots_default = comfyui
+            .as_ref()
+            .map_or(SLOTS_DEFAULT, |c| c.urls.len() as u32);
         let slots: u32 = parse_var(
             "KILN_SLOTS",
             get("KILN_SLOTS").as_deref(),
-            &SLOTS_DEFAULT.to_string(),
+            &slots_default.to_string(),
             "want a whole number",
         )?;
         if !(1..=SLOTS_MAX).contains(&slots) {
@@ -183,6 +202,16 @@ impl Config {
                 var: "KILN_SLOTS",
                 value: slots.to_string(),
                 why: format!("want 1–{SLOTS_MAX}"),
+            });
+        }
+        if comfyui.is_some() && slots != slots_default {
+            return Err(ConfigError::Invalid {
+                var: "KILN_SLOTS",
+                value: slots.to_string(),
+                why: format!(
+                    "the comfyui engine runs one job per ComfyUI server: {slots_default} \
+                     (KILN_COMFYUI_URLS); leave KILN_SLOTS unset"
+                ),
             });
         }
 
@@ -205,6 +234,7 @@ impl Config {
             )?,
             engine,
             slots,
+            comfyui,
             sim: SimConfig {
                 step: pace(
                     "KILN_SIM_STEP_MS",
@@ -353,6 +383,24 @@ mod tests {
     }
 
     #[test]
+    fn comfyui_engine_takes_one_slot_per_server() {
+        let c = from(
+            &[
+                ("KILN_ENGINE", "comfyui"),
+                (
+                    "KILN_COMFYUI_URLS",
+                    "http://10.0.0.1:8188,http://10.0.0.2:8188",
+                ),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!((c.engine, c.slots), (EngineKind::ComfyUi, 2));
+        assert_eq!(c.comfyui.unwrap().urls.len(), 2);
+        assert!(from(&[], &[]).unwrap().comfyui.is_none());
+    }
+
+    #[test]
     fn public_url_and_heartbeat_settings() {
         let c = from(
             &[
@@ -403,7 +451,25 @@ mod tests {
                 &[],
                 "KILN_ORIGIN_TO_EDGE_KEYS is not a valid keyring",
             ),
-            (&[("KILN_ENGINE", "comfyui")], &[], "valid engines: sim"),
+            (
+                &[("KILN_ENGINE", "gpu")],
+                &[],
+                "valid engines: sim, comfyui",
+            ),
+            (
+                &[("KILN_ENGINE", "comfyui")],
+                &[],
+                "KILN_COMFYUI_URLS is required",
+            ),
+            (
+                &[
+                    ("KILN_ENGINE", "comfyui"),
+                    ("KILN_COMFYUI_URLS", "http://a:1,http://b:1"),
+                    ("KILN_SLOTS", "1"),
+                ],
+                &[],
+                "one job per ComfyUI server: 2",
+            ),
             (&[("KILN_SLOTS", "0")], &[], "KILN_SLOTS"),
             (&[("KILN_SLOTS", "two")], &[], "KILN_SLOTS"),
             (&[("KILN_SIM_STEP_MS", "-1")], &[], "KILN_SIM_STEP_MS"),
