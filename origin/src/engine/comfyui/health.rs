@@ -182,7 +182,15 @@ async fn full_check(
         }
     }
     let object_info = Value::Object(object_info);
-    for (pipeline, filled) in templates.samples(engine.model_files(), engine.samplers()) {
+    // A bad sampler setting (a sigma schedule, the LoRA strength) fails every sample.
+    let samples = match templates.try_samples(engine.model_files(), engine.samplers()) {
+        Ok(samples) => samples,
+        Err(e) => {
+            problems.push(e.to_string());
+            return problems;
+        }
+    };
+    for (pipeline, filled) in samples {
         if !engine.serves(model_of(pipeline)) {
             continue;
         }
