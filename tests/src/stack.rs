@@ -1,5 +1,6 @@
 //! Starts and stops the whole local stack: `wrangler dev` (workerd with local Durable
-//! Objects and R2) and N origin processes with the sim engine, wired together with
+//! Objects and R2) and N origin processes with the sim engine (or the comfyui engine,
+//! pointed at ComfyUI servers: [`OriginEngine`]), wired together with
 //! fresh signing keys. Each child runs in its own process group, which is killed on
 //! drop; children also get SIGTERM if the process that started them dies.
 
@@ -18,6 +19,18 @@ use crate::{build, random_hex, tools, workspace_root};
 const EDGE_READY_TIMEOUT: Duration = Duration::from_secs(120);
 const ORIGIN_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The engine of the stack's origins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginEngine {
+    Sim,
+    /// `KILN_ENGINE=comfyui` with these ComfyUI servers (one slot each; `origin_slots`
+    /// does not apply) and any other `KILN_COMFYUI_*` settings.
+    ComfyUi {
+        urls: Vec<String>,
+        env: Vec<(String, String)>,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct StackConfig {
     /// `None` picks a free port.
@@ -29,6 +42,8 @@ pub struct StackConfig {
     /// Where child output goes: files in `state_dir` (tests) or this terminal (dev).
     pub logs_to_files: bool,
     pub origin_slots: u32,
+    /// What the origins run jobs on.
+    pub engine: OriginEngine,
     pub sim_step_ms: u64,
     pub sim_load_ms: u64,
     pub sync_wait_secs: u64,
@@ -60,6 +75,7 @@ impl StackConfig {
             state_dir: workspace_root().join(".wrangler/state"),
             logs_to_files: false,
             origin_slots: 1,
+            engine: OriginEngine::Sim,
             sim_step_ms: 150,
             sim_load_ms: 400,
             sync_wait_secs: 90,
@@ -85,6 +101,7 @@ impl StackConfig {
             state_dir,
             logs_to_files: true,
             origin_slots: 16,
+            engine: OriginEngine::Sim,
             sim_step_ms: 10,
             sim_load_ms: 50,
             sync_wait_secs: 60,
@@ -255,15 +272,28 @@ impl Stack {
             .env("KILN_EDGE_URL", &self.edge_url)
             .env("KILN_EDGE_TO_ORIGIN_KEYS", &self.edge_to_origin_keys)
             .env("KILN_ORIGIN_TO_EDGE_KEYS", &self.origin_to_edge_keys)
-            .env("KILN_ENGINE", "sim")
-            .env("KILN_SLOTS", self.config.origin_slots.to_string())
             .env("KILN_SIM_STEP_MS", self.config.sim_step_ms.to_string())
             .env("KILN_SIM_LOAD_MS", self.config.sim_load_ms.to_string())
             .env("KILN_HEARTBEAT_MS", self.config.heartbeat_ms.to_string())
             .env("KILN_PUBLIC_URL", &o.url)
+            .env_remove("KILN_SLOTS")
+            .env_remove("KILN_COMFYUI_URLS")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
+        match &self.config.engine {
+            OriginEngine::Sim => {
+                cmd.env("KILN_ENGINE", "sim")
+                    .env("KILN_SLOTS", self.config.origin_slots.to_string());
+            }
+            OriginEngine::ComfyUi { urls, env } => {
+                cmd.env("KILN_ENGINE", "comfyui")
+                    .env("KILN_COMFYUI_URLS", urls.join(","));
+                for (k, v) in env {
+                    cmd.env(k, v);
+                }
+            }
+        }
         detach(&mut cmd);
         let mut child = cmd.spawn().with_context(|| {
             format!(

@@ -1,8 +1,10 @@
 //! `cargo xtask <command>`: the one place that knows how to install, build and start
 //! Kiln. Everything a fresh machine lacks is installed on first use.
 //!
-//! - `dev [--edge-port 8787] [--origin-port 8788] [--origins N]` — the whole stack
-//!   locally with the sim engine, a development account, and a curl line that works.
+//! - `dev [--edge-port 8787] [--origin-port 8788] [--origins N] [--engine sim|comfyui]
+//!   [--comfyui-url URL]…` — the whole stack locally with the sim engine (or the comfyui
+//!   engine against existing ComfyUI servers), a development account, and a curl line
+//!   that works.
 //! - `test` — formatting, lints (native and wasm), unit tests, then end-to-end tests
 //!   against the real stack on free ports. `.ci/run` runs exactly this.
 //! - `build [--release]` — installs what is missing and builds the edge and the origin
@@ -19,11 +21,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use kiln_tests::build::Profile;
-use kiln_tests::stack::{Stack, StackConfig};
+use kiln_tests::stack::{OriginEngine, Stack, StackConfig};
 use kiln_tests::{build, run, tools, workspace_root};
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage: cargo xtask dev [--edge-port 8787] [--origin-port 8788] [--origins N]
+                       [--engine sim|comfyui] [--comfyui-url http://127.0.0.1:8188]…
        cargo xtask test
        cargo xtask build [--release]
        cargo xtask bench [--requests N]";
@@ -78,6 +81,10 @@ fn dev(args: &[String]) -> Result<()> {
     if origins == 0 {
         bail!("--origins must be at least 1");
     }
+    let engine = dev_engine(args)?;
+    if origins > 1 && engine != OriginEngine::Sim {
+        bail!("with --engine comfyui one origin drives every server: give each GPU's ComfyUI with --comfyui-url instead of --origins");
+    }
     tools::ensure()?;
     build::edge(Profile::Debug)?;
     build::origin(Profile::Debug)?;
@@ -87,7 +94,14 @@ fn dev(args: &[String]) -> Result<()> {
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
 
-    let mut stack = Stack::start(StackConfig::dev(edge_port, origin_port, origins))?;
+    let engine_name = match &engine {
+        OriginEngine::Sim => "sim engine".to_owned(),
+        OriginEngine::ComfyUi { urls, .. } => format!("comfyui engine: {}", urls.join(", ")),
+    };
+    let mut stack = Stack::start(StackConfig {
+        engine,
+        ..StackConfig::dev(edge_port, origin_port, origins)
+    })?;
     let api_key = dev_account(&stack.edge_url)?;
     let dev_json = json!({
         "edge_url": stack.edge_url,
@@ -104,7 +118,13 @@ fn dev(args: &[String]) -> Result<()> {
     )?;
 
     println!();
-    println!("Kiln is running (sim engine). Ctrl-C stops everything.");
+    println!("Kiln is running ({engine_name}). Ctrl-C stops everything.");
+    if engine_name.starts_with("comfyui") {
+        println!(
+            "  The origin's /health says whether ComfyUI is ready (version, models, VRAM);"
+        );
+        println!("  sk-test- keys still run on the sim.");
+    }
     println!("  edge:    {}", stack.edge_url);
     for o in &stack.origins {
         println!("  origin:  {} ({})", o.url, o.id);
@@ -138,6 +158,36 @@ fn dev(args: &[String]) -> Result<()> {
     eprintln!("\nstopping…");
     stack.stop();
     Ok(())
+}
+
+/// `--engine sim|comfyui` and the `--comfyui-url` list (repeatable or comma-separated);
+/// other `KILN_COMFYUI_*` settings come from the environment, which the origins inherit.
+fn dev_engine(args: &[String]) -> Result<OriginEngine> {
+    let engine: String = flag(args, "--engine", "sim".to_owned())?;
+    let urls: Vec<String> = args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| *a == "--comfyui-url")
+        .map(|(i, _)| {
+            args.get(i + 1)
+                .cloned()
+                .context("--comfyui-url needs a URL")
+        })
+        .collect::<Result<Vec<_>>>()?
+        .iter()
+        .flat_map(|u| u.split(','))
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    match engine.as_str() {
+        "sim" if urls.is_empty() => Ok(OriginEngine::Sim),
+        "sim" => bail!("--comfyui-url needs --engine comfyui"),
+        "comfyui" if urls.is_empty() => {
+            bail!("--engine comfyui needs --comfyui-url http://HOST:PORT (one per GPU)")
+        }
+        "comfyui" => Ok(OriginEngine::ComfyUi { urls, env: Vec::new() }),
+        other => bail!("--engine {other:?}: want sim or comfyui"),
+    }
 }
 
 /// Reuses the key in `.kiln/dev.json` while it still works (state persists across runs),
