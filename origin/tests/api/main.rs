@@ -2,6 +2,7 @@
 //! `tests/api`), so the helpers are compiled and linked once.
 
 mod cancel;
+mod comfyui;
 mod dispatch;
 mod heartbeat;
 mod helpers;
