@@ -40,19 +40,23 @@ fn stack() -> MutexGuard<'static, ()> {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let env = env_with(comfy_stack);
-    poll_until("the comfyui origin to be ready", Duration::from_secs(60), || {
-        let h: Value = client()
-            .get(format!("{}/health", env.edge))
-            .send()
-            .and_then(|r| r.json())
-            .map_err(|e| e.to_string())?;
-        let origin = &h["origins"][0];
-        if origin["status"] == "up" && origin["engine"] == "comfyui" {
-            Ok(())
-        } else {
-            Err(h.to_string())
-        }
-    });
+    poll_until(
+        "the comfyui origin to be ready",
+        Duration::from_secs(60),
+        || {
+            let h: Value = client()
+                .get(format!("{}/health", env.edge))
+                .send()
+                .and_then(|r| r.json())
+                .map_err(|e| e.to_string())?;
+            let origin = &h["origins"][0];
+            if origin["status"] == "up" && origin["engine"] == "comfyui" {
+                Ok(())
+            } else {
+                Err(h.to_string())
+            }
+        },
+    );
     guard
 }
 
@@ -156,7 +160,10 @@ fn a_two_stage_video_completes_with_sound_and_both_stages_in_its_progress() {
     let job = wait_terminal(&key, &job_id);
     assert_eq!(job["status"], "completed", "{job}");
     let out = &job["outputs"][0];
-    assert_eq!((out["width"].as_u64(), out["height"].as_u64()), (Some(1920), Some(1088)));
+    assert_eq!(
+        (out["width"].as_u64(), out["height"].as_u64()),
+        (Some(1920), Some(1088))
+    );
     assert_eq!(out["has_audio"], true, "{job}");
     let (status, ct, bytes) = download(out["url"].as_str().unwrap());
     assert_eq!((status, ct.as_str()), (200, "video/mp4"));
@@ -166,10 +173,20 @@ fn a_two_stage_video_completes_with_sound_and_both_stages_in_its_progress() {
 }
 
 fn has_audio_stream(bytes: &[u8]) -> bool {
-    let path = kiln_tests::build::target_dir().join(format!("audio-{}.mp4", kiln_tests::random_hex(6)));
+    let path =
+        kiln_tests::build::target_dir().join(format!("audio-{}.mp4", kiln_tests::random_hex(6)));
     std::fs::write(&path, bytes).unwrap();
     let out = std::process::Command::new(kiln_tests::tools::ffprobe_bin())
-        .args(["-v", "error", "-select_streams", "a", "-show_entries", "stream=codec_type", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(&path)
         .output()
         .unwrap();
@@ -216,7 +233,15 @@ fn test_keys_still_run_on_the_sim() {
         &json!({"prompt": "no GPU needed", "steps": 8}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let job = get(&format!("/v1/jobs/{}", r.body["job_id"].as_str().unwrap()), &test_key).body;
+    let job = get(
+        &format!("/v1/jobs/{}", r.body["job_id"].as_str().unwrap()),
+        &test_key,
+    )
+    .body;
     assert_eq!(job["metadata"]["engine"], "sim", "{job}");
-    assert_eq!(comfy().prompts().len(), prompts_before, "nothing reached ComfyUI");
+    assert_eq!(
+        comfy().prompts().len(),
+        prompts_before,
+        "nothing reached ComfyUI"
+    );
 }

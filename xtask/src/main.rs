@@ -120,9 +120,7 @@ fn dev(args: &[String]) -> Result<()> {
     println!();
     println!("Kiln is running ({engine_name}). Ctrl-C stops everything.");
     if engine_name.starts_with("comfyui") {
-        println!(
-            "  The origin's /health says whether ComfyUI is ready (version, models, VRAM);"
-        );
+        println!("  The origin's /health says whether ComfyUI is ready (version, models, VRAM);");
         println!("  sk-test- keys still run on the sim.");
     }
     println!("  edge:    {}", stack.edge_url);
@@ -185,7 +183,10 @@ fn dev_engine(args: &[String]) -> Result<OriginEngine> {
         "comfyui" if urls.is_empty() => {
             bail!("--engine comfyui needs --comfyui-url http://HOST:PORT (one per GPU)")
         }
-        "comfyui" => Ok(OriginEngine::ComfyUi { urls, env: Vec::new() }),
+        "comfyui" => Ok(OriginEngine::ComfyUi {
+            urls,
+            env: Vec::new(),
+        }),
         other => bail!("--engine {other:?}: want sim or comfyui"),
     }
 }

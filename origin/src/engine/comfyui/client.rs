@@ -33,9 +33,10 @@ pub enum ClientError {
     /// Not reachable, timed out, or the connection broke.
     #[error("cannot reach ComfyUI at {url}: {reason}")]
     Unreachable { url: String, reason: String },
-    /// `POST /prompt` refused the graph (400): ComfyUI's error and node errors.
-    #[error("ComfyUI refused the workflow: {0}")]
-    Refused(String),
+    /// `POST /prompt` refused the graph: ComfyUI's error and node errors. `queued`:
+    /// a 200 with `node_errors`, where ComfyUI still runs the outputs that passed.
+    #[error("ComfyUI refused the workflow: {why}")]
+    Refused { why: String, queued: bool },
     /// Any other unexpected answer.
     #[error("ComfyUI answered {what}: {detail}")]
     Unexpected { what: String, detail: String },
@@ -259,11 +260,17 @@ impl ComfyClient {
                     .and_then(Value::as_object)
                     .is_some_and(|e| !e.is_empty())
                 {
-                    return Err(ClientError::Refused(describe_refusal(&answer)));
+                    return Err(ClientError::Refused {
+                        why: describe_refusal(&answer),
+                        queued: true,
+                    });
                 }
                 Ok(())
             }
-            StatusCode::BAD_REQUEST => Err(ClientError::Refused(describe_refusal(&answer))),
+            StatusCode::BAD_REQUEST => Err(ClientError::Refused {
+                why: describe_refusal(&answer),
+                queued: false,
+            }),
             _ => Err(self.unexpected_status("/prompt", status, &body)),
         }
     }

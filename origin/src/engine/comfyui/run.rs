@@ -149,8 +149,12 @@ impl Run<'_> {
             .await
         {
             Ok(()) => {}
-            Err(ClientError::Refused(why)) => {
-                // A 200 with node_errors still runs the rest of the graph: stop it.
+            Err(ClientError::Refused { why, queued }) => {
+                // A 200 with node_errors still runs the rest of the graph: the guard
+                // cancels it. Nothing was queued after a 400.
+                if !queued {
+                    guard.disarm();
+                }
                 return Err(EngineError::Failed(format!(
                     "The GPU server refused the job's workflow: {why}"
                 )));
@@ -235,8 +239,9 @@ impl Run<'_> {
                 Err(e) => return Err(EngineError::Internal(e.to_string())),
             }
         };
-        let file = outcome(&entry, filled, seen_output, stop)?;
+        // The prompt has ended, one way or another: nothing to cancel.
         guard.disarm();
+        let file = outcome(&entry, filled, seen_output, stop)?;
         let bytes = client.view(&file).await.map_err(|e| lost(&e))?;
         // The last step, in case a progress event was missed.
         let last = steps
