@@ -102,7 +102,13 @@ impl AppState {
             url: url.to_owned(),
             engine: health.engine,
             simulated: health.simulated,
-            slots: health.slots,
+            // The slots the edge may fill: with ComfyUI, one per ready server (a server
+            // that is down or not set up takes no job).
+            slots: self
+                .runner
+                .engine
+                .ready_slots()
+                .map_or(health.slots, |ready| ready.min(health.slots)),
             busy: health.busy,
             models: health.models,
             resident_models: health.resident_models,

@@ -28,6 +28,13 @@ async fn probe(id: &str, url: &str) -> Value {
     match fetch_with_timeout(req, Duration::from_millis(PROBE_TIMEOUT_MS)).await {
         Ok(Some(mut resp)) if resp.status_code() == 200 => {
             match resp.json::<OriginHealth>().await {
+                // It answers, but says it cannot run jobs (e.g. no ComfyUI server ready).
+                Ok(h) if h.status != "ok" => json!({
+                    "id": id,
+                    "status": "down",
+                    "engine": h.engine,
+                    "problem": h.problem.unwrap_or_else(|| format!("origin status {:?}", h.status)),
+                }),
                 Ok(h) => json!({
                     "id": id,
                     "status": "up",

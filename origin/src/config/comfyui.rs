@@ -21,7 +21,7 @@
 //! | `KILN_COMFYUI_LTX_STAGE2_SIGMAS` | `0.85, 0.7250, 0.4219, 0.0` | `ltx-2.3` stage 2 |
 //! | `KILN_COMFYUI_LTX_FAST_SIGMAS` | the 8-step distilled schedule | `ltx-2.3-fast` |
 //! | `KILN_COMFYUI_LTX_SAMPLER` | `euler` | every LTX-2.3 stage |
-//! | `KILN_COMFYUI_LTX_NEGATIVE_PROMPT` | the template's | used when a job gives none |
+//! | `KILN_COMFYUI_LTX_NEGATIVE_PROMPT` | the template's | used when a job gives none (an empty value keeps the default) |
 //! | `KILN_COMFYUI_REQUEST_SECS` | `30` | timeout of each API call (1–600) |
 //! | `KILN_COMFYUI_TRANSFER_SECS` | `300` | timeout of an upload or output download (1–3600) |
 //! | `KILN_COMFYUI_JOB_SECS` | `1800` | the longest one prompt may run before it is cancelled (10–86400) |
@@ -77,7 +77,11 @@ impl ComfyConfig {
         let serve = match get("KILN_COMFYUI_MODELS") {
             None => SERVABLE.iter().map(|m| (*m).to_owned()).collect(),
             Some(list) => {
-                let wanted: Vec<&str> = list.split(',').map(str::trim).collect();
+                let wanted: Vec<&str> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .collect();
                 if let Some(bad) = wanted.iter().find(|m| !SERVABLE.contains(m)) {
                     return Err(invalid(
                         "KILN_COMFYUI_MODELS",

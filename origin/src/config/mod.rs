@@ -16,7 +16,7 @@
 //! | `KILN_HEARTBEAT_MS` | `5000` | heartbeat period (100–10000; keep it under a third of the edge's `LEASE_SECS`); `0` turns heartbeats off, for tests that drive the router alone |
 //!
 //! The `comfyui` engine's settings (`KILN_COMFYUI_*`: server URLs, model files, sampler
-//! settings, timeouts) are read by [`ComfyConfig`]; `docs/comfyui.md` lists them.
+//! settings, timeouts) are read by [`ComfyConfig`], which lists them.
 //!
 //! Secrets live only inside [`Keyring`], whose `Debug` never shows them, so printing a
 //! [`Config`] or a [`ConfigError`] cannot leak one.

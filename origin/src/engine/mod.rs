@@ -158,6 +158,14 @@ impl Engine {
         }
     }
 
+    /// Slots the engine's hardware can fill now, if it counts them (`None`: all).
+    pub fn ready_slots(&self) -> Option<u32> {
+        match self {
+            Engine::Sim(_) => None,
+            Engine::ComfyUi { comfy, .. } => Some(comfy.ready_servers()),
+        }
+    }
+
     /// Keeps the engine's view of its hardware fresh until `stop` (ComfyUI servers'
     /// health); returns at once for the sim.
     pub async fn monitor(&self, stop: Flag) {

@@ -12,7 +12,7 @@ use kiln_origin::config::Config;
 use kiln_shared::ids::Filename;
 use kiln_shared::jobs::JobParams;
 use kiln_shared::origin::{DispatchJob, OriginEvent};
-use kiln_tests::comfyui::{FakeComfyUi, FakeOptions, Script};
+use kiln_tests::comfyui::{is_canonical_uuid, FakeComfyUi, FakeOptions, Script};
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -189,13 +189,9 @@ async fn an_image_job_runs_on_comfyui_with_progress_and_its_png() {
         768
     );
     let prompt_id = body["prompt_id"].as_str().unwrap();
-    assert_eq!(uuid_like(prompt_id), true, "{prompt_id}");
+    assert!(is_canonical_uuid(prompt_id), "{prompt_id}");
     assert!(body["client_id"].is_string());
     origin.wait_until_idle().await;
-}
-
-fn uuid_like(s: &str) -> bool {
-    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
 }
 
 #[tokio::test]

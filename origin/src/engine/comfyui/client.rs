@@ -9,6 +9,7 @@
 //! | [`ComfyClient::upload_image`] | `POST /upload/image` (multipart) |
 //! | [`ComfyClient::queue_prompt`] | `POST /prompt` with our `prompt_id` and `client_id` |
 //! | [`ComfyClient::history`] | `GET /history/{prompt_id}` |
+//! | [`ComfyClient::in_queue`] | `GET /queue` |
 //! | [`ComfyClient::view`] | `GET /view?filename=&subfolder=&type=` |
 //! | [`ComfyClient::cancel`] | `POST /api/jobs/{prompt_id}/cancel` |
 
@@ -285,6 +286,20 @@ impl ComfyClient {
                 .map(Some)
                 .map_err(|e| self.unexpected(&path, e.to_string())),
         }
+    }
+
+    /// Whether the prompt is running or waiting in the server's queue (`GET /queue`):
+    /// one that is in neither the queue nor the history was lost (ComfyUI restarted).
+    pub async fn in_queue(&self, prompt_id: &str) -> Result<bool, ClientError> {
+        let queue: Value = self.get_json("/queue").await?;
+        let listed = ["queue_running", "queue_pending"].iter().any(|key| {
+            queue[key].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|item| item.get(1).and_then(Value::as_str) == Some(prompt_id))
+            })
+        });
+        Ok(listed)
     }
 
     /// An output file's bytes.

@@ -83,18 +83,22 @@ pub async fn check(server: &Server, engine: &ComfyEngine, round: u64) {
         }
         Ok(stats) => {
             next.reachable = true;
-            let gpu = stats
-                .devices
-                .iter()
-                .find(|d| d.kind == "cuda")
-                .or_else(|| stats.devices.first());
+            // The first accelerator; ComfyUI started with `--cpu` (or without a working
+            // driver) lists only `cpu`, and real jobs there would take hours.
+            let gpu = stats.devices.iter().find(|d| d.kind != "cpu");
             next.device = gpu.map(|d| d.name.clone());
             next.vram_total = gpu.map(|d| d.vram_total);
             next.vram_free = gpu.map(|d| d.vram_free);
             let version = stats.system.comfyui_version;
             let changed = before.version.as_deref() != Some(version.as_str());
             next.version = Some(version.clone());
-            if version != PINNED_VERSION {
+            if gpu.is_none() {
+                next.ready = false;
+                next.problem = Some(format!(
+                    "ComfyUI at {url} has no GPU (it lists only the CPU): check the NVIDIA \
+                     driver and that ComfyUI was not started with --cpu"
+                ));
+            } else if version != PINNED_VERSION {
                 next.ready = false;
                 next.problem = Some(format!(
                     "ComfyUI at {url} runs version {version:?}; Kiln's templates are built for \

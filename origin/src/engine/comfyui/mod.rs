@@ -1,5 +1,6 @@
 //! The ComfyUI engine: runs FLUX.2-dev and LTX-2.3 on ComfyUI 0.26.0 servers, one per
-//! GPU, one job at a time each. `docs/comfyui.md` is the operator's side of it.
+//! GPU, one job at a time each. `infra/comfyui/README.md` is the operator's side of it,
+//! `docs/architecture.md` ("The comfyui engine") the summary.
 //!
 //! - [`settings`] — model files and sampler settings, with the official defaults;
 //! - [`template`] — the workflow templates (`origin/comfyui/templates/*.json`) and how a
@@ -160,8 +161,12 @@ impl ComfyEngine {
                 "wrong ComfyUI version"
             } else if problem.contains("missing from models/") {
                 "missing model files"
-            } else {
+            } else if problem.contains("has no GPU") {
+                "no GPU"
+            } else if problem.contains("does not fit") || problem.contains("has no node class") {
                 "templates do not fit"
+            } else {
+                "not ready"
             };
             *kinds.entry(kind).or_default() += 1;
         }

@@ -15,7 +15,9 @@
 //!    - If the websocket drops, it is reopened with the same `clientId` and the history
 //!      is read at once; the history is also read whenever [`QUIET`] passes without an
 //!      event for the prompt, so a completion is never missed.
-//!    - A server that cannot be reached for [`LOST_AFTER`] fails the job.
+//!    - A server that cannot be reached for [`LOST_AFTER`] fails the job, and so does a
+//!      prompt that is in neither the history nor the queue (ComfyUI restarted: its
+//!      history and queue are in memory only).
 //! 5. A stop (the job was cancelled or moved on) or the job timeout sends
 //!    `POST /api/jobs/{id}/cancel`; so does dropping the run (the runner aborts an
 //!    abandoned job's task), from [`CancelOnDrop`].
@@ -227,7 +229,12 @@ impl Run<'_> {
             last_heard = Instant::now();
             match client.history(&prompt_id).await {
                 Ok(Some(entry)) => break entry,
-                Ok(None) => lost_since = None,
+                Ok(None) => {
+                    lost_since = None;
+                    if let Some(entry) = self.unless_lost(&prompt_id).await? {
+                        break entry;
+                    }
+                }
                 Err(e) if e.is_unreachable() => {
                     let since = *lost_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= LOST_AFTER {
@@ -261,6 +268,25 @@ impl Run<'_> {
             }
         }
         Ok((file, bytes))
+    }
+
+    /// For a prompt not in the history: fails the job if it is not in the queue either
+    /// (ComfyUI restarted and forgot it; its history is in memory only), unless it
+    /// finished in between (then its history entry).
+    async fn unless_lost(&self, prompt_id: &str) -> Result<Option<HistoryEntry>, EngineError> {
+        let client = &self.server.client;
+        match client.in_queue(prompt_id).await {
+            Ok(true) | Err(_) => return Ok(None),
+            Ok(false) => {}
+        }
+        // It may have left the queue for the history since the first look.
+        match client.history(prompt_id).await {
+            Ok(Some(entry)) => Ok(Some(entry)),
+            Ok(None) => Err(EngineError::Failed(
+                "The GPU server lost the job (ComfyUI restarted while it ran).".to_owned(),
+            )),
+            Err(_) => Ok(None),
+        }
     }
 
     /// A sampler node's `progress` as `processing`, counted across stages and images.

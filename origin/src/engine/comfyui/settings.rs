@@ -118,8 +118,8 @@ impl ModelFiles {
         }
     }
 
-    /// Every configured file with its folder, for the startup check against
-    /// `GET /models/{folder}`.
+    /// Every configured file with its folder (what a server serving all three models
+    /// needs; the health check asks [`ModelFiles::for_model`] per served model).
     pub fn all(&self) -> Vec<(ModelFolder, &str)> {
         vec![
             (ModelFolder::DiffusionModels, self.flux2_unet.as_str()),
