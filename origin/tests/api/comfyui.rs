@@ -454,6 +454,31 @@ async fn a_dropped_websocket_is_reopened_and_progress_goes_on() {
     );
 }
 
+/// ComfyUI restarts while the job runs and forgets it (its queue and history live in
+/// memory): the job fails at once instead of holding the GPU slot until the timeout.
+#[tokio::test]
+async fn a_job_comfyui_forgot_in_a_restart_fails_at_once() {
+    let comfy = fake();
+    let mut edge = EdgeDouble::start(0).await;
+    let origin = Origin::start(comfy_config(&edge.url, &comfy, &[])).await;
+    ready(&origin).await;
+    comfy.push_script(Script::UntilCancelled);
+    let job = image_job("forgotten", 20, 512, 512);
+    assert_eq!(origin.dispatch(&job).await, 202);
+    loop {
+        let r = edge.next().await;
+        if matches!(r, Received::Event(_, ref e) if matches!(e.event, OriginEvent::Processing { .. }))
+        {
+            break;
+        }
+    }
+    comfy.restart();
+    let received = edge.until_terminal().await;
+    let message = failure_message(&received);
+    assert!(message.contains("ComfyUI restarted"), "{message}");
+    origin.wait_until_idle().await;
+}
+
 /// Unreachable, slow, the wrong version, a model file missing: the origin says it is
 /// unhealthy, with the reason, in `/health` and in heartbeats, and refuses dispatches
 /// with 503 (the job stays queued at the edge); it recovers when the server does.

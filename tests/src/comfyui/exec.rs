@@ -244,6 +244,11 @@ async fn run(sh: &Arc<Shared>, job: Arc<Job>, ctl: Arc<Ctl>) {
         json!({"nodes": [], "prompt_id": pid, "timestamp": now_ms()}),
     );
     let outcome = execute(&mut r, &ctl).await;
+    if ctl.is_forgotten() {
+        // The server "restarted" meanwhile: no history, no events, as if it never ran.
+        sh.lock().running = None;
+        return;
+    }
     finish(&mut r, outcome);
 }
 

@@ -317,6 +317,19 @@ impl FakeComfyUi {
         }
     }
 
+    /// Plays a ComfyUI restart: the running prompt stops without a trace, the queue and
+    /// the history (kept in memory only by ComfyUI) are emptied, and every websocket is
+    /// closed. The port, files and models stay.
+    pub fn restart(&self) {
+        let mut inner = self.shared.lock();
+        if let Some(running) = &inner.running {
+            running.ctl.forget();
+        }
+        inner.pending.clear();
+        inner.history.clear();
+        inner.close_all_sockets();
+    }
+
     pub fn remove_model(&self, folder: &str, file: &str) {
         let mut inner = self.shared.lock();
         if let Some(files) = inner.models.get_mut(folder) {
@@ -467,10 +480,21 @@ impl Job {
 #[derive(Default)]
 pub(crate) struct Ctl {
     interrupted: AtomicBool,
+    /// Set by [`FakeComfyUi::restart`]: the run ends without a trace.
+    forgotten: AtomicBool,
     notify: Notify,
 }
 
 impl Ctl {
+    pub(crate) fn forget(&self) {
+        self.forgotten.store(true, Ordering::SeqCst);
+        self.interrupt();
+    }
+
+    pub(crate) fn is_forgotten(&self) -> bool {
+        self.forgotten.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn interrupt(&self) {
         self.interrupted.store(true, Ordering::SeqCst);
         self.notify.notify_one();
