@@ -32,6 +32,8 @@ pub const PROGRESS_QUEUE_LEN_MAX: usize = 64;
 
 /// The code of every engine failure, as the API documents it.
 pub const FAILED_CODE: &str = "generation_failed";
+/// The code of a job interrupted on the GPU by its operator: it ends `cancelled`.
+pub const CANCELLED_CODE: &str = "cancelled";
 /// Shown when the engine broke in a way the client should not see the details of.
 pub const INTERNAL_FAILURE_MESSAGE: &str = "The engine failed while generating.";
 
@@ -177,6 +179,10 @@ fn failure(e: EngineError) -> Option<OriginEvent> {
                 message: INTERNAL_FAILURE_MESSAGE.to_owned(),
             })
         }
+        EngineError::Interrupted(message) => Some(OriginEvent::Failed {
+            code: CANCELLED_CODE.to_owned(),
+            message,
+        }),
         EngineError::Stopped => None,
     }
 }

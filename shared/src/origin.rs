@@ -73,6 +73,9 @@ pub enum OriginEvent {
         engine: String,
         simulated: bool,
     },
+    /// `code` is `generation_failed` (or `generation_timeout`); `cancelled` when the
+    /// job was interrupted on the GPU by someone other than the edge (the GPU host's
+    /// operator): the job then ends `cancelled`.
     Failed {
         code: String,
         message: String,

@@ -65,6 +65,10 @@ pub enum EngineError {
     /// The engine broke; the client gets a generic message, the log the cause.
     #[error("engine error: {0}")]
     Internal(String),
+    /// The job was interrupted on the GPU by someone other than the edge (its
+    /// operator); it ends `cancelled`, with this message.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
     /// The job's stop flag was set (cancelled, or abandoned on the edge's word); no
     /// result is reported for it.
     #[error("stopped before the end")]

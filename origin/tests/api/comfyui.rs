@@ -454,6 +454,41 @@ async fn a_dropped_websocket_is_reopened_and_progress_goes_on() {
     );
 }
 
+/// The GPU host's operator interrupts the prompt in ComfyUI: the job ends `cancelled`
+/// (the edge refunds it), not failed.
+#[tokio::test]
+async fn an_operator_interrupt_ends_the_job_cancelled() {
+    let comfy = fake();
+    let mut edge = EdgeDouble::start(0).await;
+    let origin = Origin::start(comfy_config(&edge.url, &comfy, &[])).await;
+    ready(&origin).await;
+    comfy.push_script(Script::UntilCancelled);
+    let job = image_job("interrupt me", 20, 512, 512);
+    assert_eq!(origin.dispatch(&job).await, 202);
+    loop {
+        let r = edge.next().await;
+        if matches!(r, Received::Event(_, ref e) if matches!(e.event, OriginEvent::Processing { .. })) {
+            break;
+        }
+    }
+    let status = reqwest::Client::new()
+        .post(format!("{}/interrupt", comfy.url()))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let received = edge.until_terminal().await;
+    match terminal(&received) {
+        OriginEvent::Failed { code, message } => {
+            assert_eq!(code, "cancelled");
+            assert!(message.contains("interrupted on the GPU server"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    origin.wait_until_idle().await;
+}
+
 /// ComfyUI restarts while the job runs and forgets it (its queue and history live in
 /// memory): the job fails at once instead of holding the GPU slot until the timeout.
 #[tokio::test]

@@ -360,6 +360,13 @@ impl JobState {
                 self.end(JobStatus::Completed, now_ms);
                 Ok(Applied::Ended(JobStatus::Completed))
             }
+            // Interrupted on the GPU by someone other than the caller (the GPU host's
+            // operator): the job ends `cancelled`, like a cancel, and is refunded.
+            OriginEvent::Failed { code, message } if code == FailureCode::Cancelled.as_str() => {
+                self.cancel(now_ms);
+                self.error_message = Some(message.clone());
+                Ok(Applied::Ended(JobStatus::Cancelled))
+            }
             OriginEvent::Failed { code, message } => {
                 self.fail(FailureCode::from_origin(code), message, now_ms);
                 Ok(Applied::Ended(JobStatus::Failed))

@@ -130,6 +130,26 @@ fn events_apply_at_most_once_and_never_after_the_end() {
 }
 
 #[test]
+fn an_interrupt_on_the_gpu_ends_the_job_cancelled() {
+    let mut j = job();
+    j.apply(&ev(1, 1, processing(1)), 1).unwrap();
+    let interrupted = OriginEvent::Failed {
+        code: "cancelled".into(),
+        message: "The job was interrupted on the GPU server by its operator.".into(),
+    };
+    assert_eq!(
+        j.apply(&ev(1, 2, interrupted), 2),
+        Ok(Applied::Ended(JobStatus::Cancelled))
+    );
+    assert_eq!(j.error_code, Some(FailureCode::Cancelled));
+    assert_eq!(
+        j.error_message.as_deref(),
+        Some("The job was interrupted on the GPU server by its operator.")
+    );
+    assert_eq!(j.progress.stage, "cancelled");
+}
+
+#[test]
 fn cancel_and_requeue() {
     let mut j = job();
     assert_eq!(j.to_view("http://e", Some(2))["queue_position"], 2);

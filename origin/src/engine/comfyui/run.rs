@@ -357,9 +357,8 @@ fn outcome(
             "execution_error" => return Err(EngineError::Failed(execution_error(data))),
             "execution_interrupted" if stop.is_set() => return Err(EngineError::Stopped),
             "execution_interrupted" => {
-                return Err(EngineError::Failed(
-                    "The job was interrupted on the GPU server (by its operator or a restart)."
-                        .to_owned(),
+                return Err(EngineError::Interrupted(
+                    "The job was interrupted on the GPU server by its operator.".to_owned(),
                 ))
             }
             _ => {}
