@@ -245,3 +245,45 @@ fn test_keys_still_run_on_the_sim() {
         "nothing reached ComfyUI"
     );
 }
+
+/// ComfyUI unreachable: the origin's heartbeats say so, the edge shows it down with the
+/// reason and takes no job for it (503 `no_capacity`, nothing charged); when ComfyUI is
+/// back, so is the origin.
+#[test]
+fn an_origin_whose_comfyui_is_down_is_shown_down_and_gets_no_jobs() {
+    let _one = stack();
+    let key = new_account();
+    let before = credits(&key);
+    comfy().set_down(true);
+    let origin = poll_until(
+        "the edge to see the origin down",
+        Duration::from_secs(60),
+        || {
+            let h: Value = client()
+                .get(format!("{}/health", env().edge))
+                .send()
+                .and_then(|r| r.json())
+                .map_err(|e| e.to_string())?;
+            let o = h["origins"][0].clone();
+            if o["status"] == "down" && o["problem"].is_string() {
+                Ok(o)
+            } else {
+                Err(h.to_string())
+            }
+        },
+    );
+    let problem = origin["problem"].as_str().unwrap();
+    assert!(problem.contains("unreachable"), "{problem}");
+    let r = post(
+        "/v1/images/generations",
+        &key,
+        &json!({"prompt": "no GPU now", "steps": 8}),
+    );
+    comfy().set_down(false);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(error_of(&r).0, "no_capacity");
+    assert_eq!(credits(&key)["balance_usd"], before["balance_usd"]);
+    // Back: `stack()` waits for it, as the next test would.
+    drop(_one);
+    let _again = stack();
+}

@@ -467,7 +467,8 @@ async fn an_operator_interrupt_ends_the_job_cancelled() {
     assert_eq!(origin.dispatch(&job).await, 202);
     loop {
         let r = edge.next().await;
-        if matches!(r, Received::Event(_, ref e) if matches!(e.event, OriginEvent::Processing { .. })) {
+        if matches!(r, Received::Event(_, ref e) if matches!(e.event, OriginEvent::Processing { .. }))
+        {
             break;
         }
     }
@@ -482,7 +483,10 @@ async fn an_operator_interrupt_ends_the_job_cancelled() {
     match terminal(&received) {
         OriginEvent::Failed { code, message } => {
             assert_eq!(code, "cancelled");
-            assert!(message.contains("interrupted on the GPU server"), "{message}");
+            assert!(
+                message.contains("interrupted on the GPU server"),
+                "{message}"
+            );
         }
         other => panic!("{other:?}"),
     }
