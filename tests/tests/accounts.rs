@@ -549,11 +549,7 @@ fn admin_adjustments_need_the_token_and_valid_amounts() {
 #[test]
 fn test_mode_keys_run_on_the_sim_engine_for_free() {
     let key = new_account();
-    let test_key = post("/v1/keys", &key, &json!({"label": "tests", "mode": "test"})).body
-        ["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let test_key = test_key(&key);
     assert!(test_key.starts_with("sk-test-"));
     let r = post(
         "/v1/images/generations",

@@ -15,7 +15,6 @@ use common::*;
 use image::{ImageFormat, Rgba, RgbaImage};
 use kiln_tests::comfyui::{FakeComfyUi, FakeOptions, Script};
 use kiln_tests::stack::{OriginEngine, StackConfig};
-use reqwest::blocking::multipart::{Form, Part};
 use serde_json::{json, Value};
 
 fn comfy() -> &'static FakeComfyUi {
@@ -65,15 +64,7 @@ fn upload_png(key: &str, colour: Rgba<u8>) -> String {
     RgbaImage::from_pixel(64, 48, colour)
         .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
         .unwrap();
-    let form = Form::new().part("file", Part::bytes(png).file_name("ref.png"));
-    let r = reply(
-        client()
-            .post(format!("{}/v1/uploads", env().edge))
-            .bearer_auth(key)
-            .multipart(form)
-            .send()
-            .unwrap(),
-    );
+    let r = upload(key, "ref.png", png);
     assert_eq!(r.status, 201, "{}", r.body);
     r.body["filename"].as_str().unwrap().to_owned()
 }
@@ -172,28 +163,6 @@ fn a_two_stage_video_completes_with_sound_and_both_stages_in_its_progress() {
     assert!(has_audio_stream(&bytes), "the MP4 keeps LTX-2.3's sound");
 }
 
-fn has_audio_stream(bytes: &[u8]) -> bool {
-    let path =
-        kiln_tests::build::target_dir().join(format!("audio-{}.mp4", kiln_tests::random_hex(6)));
-    std::fs::write(&path, bytes).unwrap();
-    let out = std::process::Command::new(kiln_tests::tools::ffprobe_bin())
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "a",
-            "-show_entries",
-            "stream=codec_type",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
-    String::from_utf8_lossy(&out.stdout).contains("audio")
-}
-
 #[test]
 fn a_job_that_fails_on_the_gpu_server_is_refunded_with_a_readable_message() {
     let _one = stack();
@@ -221,11 +190,7 @@ fn a_job_that_fails_on_the_gpu_server_is_refunded_with_a_readable_message() {
 fn test_keys_still_run_on_the_sim() {
     let _one = stack();
     let key = new_account();
-    let test_key = post("/v1/keys", &key, &json!({"label": "tests", "mode": "test"})).body
-        ["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let test_key = test_key(&key);
     let prompts_before = comfy().prompts().len();
     let r = post(
         "/v1/images/generations",

@@ -13,18 +13,6 @@ use image::{Delay, Frame, ImageFormat, Rgba, RgbaImage};
 use reqwest::blocking::multipart::{Form, Part};
 use serde_json::Value;
 
-fn upload(key: &str, name: &str, bytes: Vec<u8>) -> Reply {
-    let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()));
-    reply(
-        client()
-            .post(format!("{}/v1/uploads", env().edge))
-            .bearer_auth(key)
-            .multipart(form)
-            .send()
-            .unwrap(),
-    )
-}
-
 /// How many files a list (`/v1/uploads/mine`, `/v1/generations/mine`) shows.
 fn listed(path: &str, key: &str) -> usize {
     let list = get(path, key);

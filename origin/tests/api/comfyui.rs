@@ -84,6 +84,17 @@ fn progress_of(received: &[Received]) -> Vec<(u32, u32, String)> {
         .collect()
 }
 
+/// Waits for the job's first `processing` event: it is running on the GPU.
+async fn first_step(edge: &mut EdgeDouble) {
+    loop {
+        let r = edge.next().await;
+        if matches!(r, Received::Event(_, ref e) if matches!(e.event, OriginEvent::Processing { .. }))
+        {
+            return;
+        }
+    }
+}
+
 fn terminal(received: &[Received]) -> OriginEvent {
     events(received).last().expect("events").event.clone()
 }
@@ -382,13 +393,7 @@ async fn a_cancel_interrupts_the_prompt_on_comfyui() {
     let job = image_job("a long one", 20, 512, 512);
     assert_eq!(origin.dispatch(&job).await, 202);
     // Running on the GPU: the first step arrived.
-    loop {
-        let r = edge.next().await;
-        if matches!(r, Received::Event(_, ref e) if matches!(e.event, OriginEvent::Processing { .. }))
-        {
-            break;
-        }
-    }
+    first_step(&mut edge).await;
     let (status, _) = origin.cancel(&job.job_id, true).await;
     assert_eq!(status, 200);
     assert!(comfy.wait_idle(WAIT), "the prompt was interrupted");
@@ -465,13 +470,7 @@ async fn an_operator_interrupt_ends_the_job_cancelled() {
     comfy.push_script(Script::UntilCancelled);
     let job = image_job("interrupt me", 20, 512, 512);
     assert_eq!(origin.dispatch(&job).await, 202);
-    loop {
-        let r = edge.next().await;
-        if matches!(r, Received::Event(_, ref e) if matches!(e.event, OriginEvent::Processing { .. }))
-        {
-            break;
-        }
-    }
+    first_step(&mut edge).await;
     let status = reqwest::Client::new()
         .post(format!("{}/interrupt", comfy.url()))
         .send()
@@ -504,13 +503,7 @@ async fn a_job_comfyui_forgot_in_a_restart_fails_at_once() {
     comfy.push_script(Script::UntilCancelled);
     let job = image_job("forgotten", 20, 512, 512);
     assert_eq!(origin.dispatch(&job).await, 202);
-    loop {
-        let r = edge.next().await;
-        if matches!(r, Received::Event(_, ref e) if matches!(e.event, OriginEvent::Processing { .. }))
-        {
-            break;
-        }
-    }
+    first_step(&mut edge).await;
     comfy.restart();
     let received = edge.until_terminal().await;
     let message = failure_message(&received);

@@ -245,6 +245,27 @@ pub fn delete(path: &str, key: &str) -> Reply {
     )
 }
 
+/// Uploads `bytes` as `name` (`POST /v1/uploads`, multipart `file`).
+pub fn upload(key: &str, name: &str, bytes: Vec<u8>) -> Reply {
+    use reqwest::blocking::multipart::{Form, Part};
+    let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()));
+    reply(
+        client()
+            .post(format!("{}/v1/uploads", env().edge))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .unwrap(),
+    )
+}
+
+/// Creates a test-mode (`sk-test-`) key for the account of `key`.
+pub fn test_key(key: &str) -> String {
+    let r = post("/v1/keys", key, &json!({"label": "tests", "mode": "test"}));
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body["api_key"].as_str().unwrap().to_owned()
+}
+
 pub fn credits(key: &str) -> Value {
     let r = get("/v1/credits", key);
     assert_eq!(r.status, 200, "{}", r.body);
@@ -467,20 +488,38 @@ pub fn micros(v: &Value) -> i64 {
 
 /// ffprobe's view of a video file: codec, size, counted frames, frame rate.
 pub fn ffprobe(bytes: &[u8]) -> Value {
-    let path = build::target_dir().join(format!("probe-{}.mp4", kiln_tests::random_hex(6)));
-    std::fs::write(&path, bytes).unwrap();
-    let out = std::process::Command::new(kiln_tests::tools::ffprobe_bin())
-        .args([
-            "-v",
-            "error",
+    let out = run_ffprobe(
+        bytes,
+        &[
             "-select_streams",
             "v:0",
             "-count_frames",
             "-show_entries",
             "stream=codec_name,profile,width,height,nb_read_frames,r_frame_rate",
-            "-of",
-            "json",
-        ])
+        ],
+    );
+    out["streams"][0].clone()
+}
+
+/// Whether a video file has a sound track, as ffprobe sees it.
+pub fn has_audio_stream(bytes: &[u8]) -> bool {
+    let out = run_ffprobe(
+        bytes,
+        &["-select_streams", "a", "-show_entries", "stream=codec_type"],
+    );
+    out["streams"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|s| s["codec_type"] == "audio"))
+}
+
+/// Runs ffprobe with `args` on `bytes` (written to a scratch file), JSON out.
+fn run_ffprobe(bytes: &[u8], args: &[&str]) -> Value {
+    let path = build::target_dir().join(format!("probe-{}.mp4", kiln_tests::random_hex(6)));
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new(kiln_tests::tools::ffprobe_bin())
+        .args(["-v", "error"])
+        .args(args)
+        .args(["-of", "json"])
         .arg(&path)
         .output()
         .expect("ffprobe (installed by `cargo xtask test`)");
@@ -490,6 +529,5 @@ pub fn ffprobe(bytes: &[u8]) -> Value {
         "ffprobe: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["streams"][0].clone()
+    serde_json::from_slice(&out.stdout).unwrap()
 }
