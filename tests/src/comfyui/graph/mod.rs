@@ -21,7 +21,7 @@ pub(crate) use self::errors::{invalid_prompt, invalid_prompt_id, no_prompt, refu
 pub(crate) use self::info::{object_info, MODEL_FOLDERS, SAMPLERS};
 pub(crate) use self::reader::Reader;
 pub(crate) use self::validate::{scripted_node_errors, validate};
-use super::id_order;
+use super::ids::id_order;
 
 /// Node ids in numeric order.
 pub(crate) fn sorted_ids(prompt: &Map<String, Value>) -> Vec<String> {

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{empty, ok};
-use crate::comfyui::{push_bounded, LoggedUpload, Shared, MAX_UPLOAD_LOG};
+use crate::comfyui::state::{push_bounded, LoggedUpload, Shared};
+use crate::comfyui::MAX_UPLOAD_LOG;
 
 /// A subfolder relative to a type's folder, normalised (`""` at the top); `None` when it
 /// would leave that folder.

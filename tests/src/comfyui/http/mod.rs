@@ -30,7 +30,8 @@ use self::queue::{
     cancel_job, history, history_one, history_post, interrupt, job, jobs, queue, queue_post,
 };
 use super::graph::{self, MODEL_FOLDERS};
-use super::{Inner, Shared, BODY_LIMIT};
+use super::state::{Inner, Shared};
+use super::BODY_LIMIT;
 
 pub(crate) fn router(sh: Arc<Shared>) -> Router {
     let api = routes()

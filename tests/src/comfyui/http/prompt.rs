@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use super::files::annotated_file;
 use super::{info_now, json_resp, ok};
 use crate::comfyui::graph;
-use crate::comfyui::{
-    is_canonical_uuid, now_ms, push_bounded, uuid4, Job, Script, Shared, MAX_LOG, MAX_PENDING,
-};
+use crate::comfyui::ids::{is_canonical_uuid, now_ms, uuid4};
+use crate::comfyui::state::{push_bounded, Job, Shared};
+use crate::comfyui::{Script, MAX_LOG, MAX_PENDING};
 
 pub(super) async fn prompt_info(State(sh): State<Arc<Shared>>) -> Response {
     let n = sh.lock().queue_remaining();

@@ -11,7 +11,8 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::{empty, json_resp, ok, raw_json};
-use crate::comfyui::{push_bounded, Dequeued, Inner, Job, Shared, MAX_LOG};
+use crate::comfyui::state::{push_bounded, Dequeued, Inner, Job, Shared};
+use crate::comfyui::MAX_LOG;
 
 /// An object whose keys keep the history's order (serde_json's map would sort them).
 fn ordered_object<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>) -> String {
