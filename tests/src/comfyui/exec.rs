@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::graph::{self, Reader, SAMPLERS};
-use super::{media, now_ms, text_msg, Ctl, Inner, Job, Running, Script, Shared, WsOut};
+use super::ids::now_ms;
+use super::state::{text_msg, Ctl, Inner, Job, Running, Shared, WsOut};
+use super::{media, Script};
 
 /// Runs queued prompts until the runtime stops.
 pub(crate) async fn executor(sh: Arc<Shared>) {

@@ -69,23 +69,35 @@
 //! - Bounded: request bodies ≤ 64 MiB, ≤ 64 prompts pending (503 beyond), the last 64
 //!   history entries and 256 files kept, images ≤ 4096² and videos ≤ 1000 frames.
 //!   Loopback only.
+//!
+//! # The files
+//!
+//! Here: [`FakeComfyUi`], its options and scripts, and the bounds above. `state.rs` holds
+//! the state the parts share; `http/` the routes; `ws.rs` the websocket; `exec.rs` the
+//! executor; `graph/` `/object_info`, validation and what a run reads from a graph;
+//! `media.rs` the PNGs and MP4s; `ids.rs` prompt ids, node id order and timestamps.
 
 mod exec;
 mod graph;
 mod http;
+mod ids;
 mod media;
+mod state;
 mod ws;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use serde_json::{json, Map, Value};
-use tokio::sync::{mpsc, oneshot, Notify};
+use serde_json::{Map, Value};
+use tokio::sync::{oneshot, Notify};
+
+pub use self::ids::is_canonical_uuid;
+use self::state::{Inner, Shared};
 
 /// The model files a fresh [`FakeComfyUi`] has: Kiln's defaults for FLUX.2 [dev] and LTX-2.3.
 pub const DEFAULT_MODELS: &[(&str, &str)] = &[
@@ -417,317 +429,5 @@ impl Drop for FakeComfyUi {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-/// State shared by the handlers, the websockets and the executor.
-pub(crate) struct Shared {
-    pub(crate) opts: FakeOptions,
-    /// The parsed snapshot, model lists still empty.
-    pub(crate) snapshot: Map<String, Value>,
-    pub(crate) inner: Mutex<Inner>,
-    /// Wakes the executor when a prompt is queued.
-    pub(crate) wake: Notify,
-    pub(crate) down: AtomicBool,
-    pub(crate) delay_ms: AtomicU64,
-}
-
-impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-pub(crate) struct LoggedUpload {
-    name: String,
-    subfolder: String,
-    kind: String,
-    bytes: Arc<Vec<u8>>,
-}
-
-/// `(type, subfolder, filename)`; the subfolder normalised, `""` at the top.
-pub(crate) type FileKey = (String, String, String);
-
-/// One prompt accepted into the queue.
-pub(crate) struct Job {
-    pub(crate) id: String,
-    /// As received (`number` in the body, a float) or the server's counter.
-    pub(crate) number: Value,
-    pub(crate) graph: Map<String, Value>,
-    /// The body's `extra_data` plus `client_id` and `create_time`.
-    pub(crate) extra_data: Map<String, Value>,
-    /// The outputs that passed validation.
-    pub(crate) outputs: Vec<String>,
-    pub(crate) client_id: Option<String>,
-    pub(crate) script: Script,
-    pub(crate) create_time: u64,
-}
-
-impl Job {
-    /// `[number, prompt_id, graph, extra_data, outputs_to_execute]`.
-    pub(crate) fn queue_tuple(&self) -> Value {
-        json!([
-            self.number,
-            self.id,
-            self.graph,
-            self.extra_data,
-            self.outputs
-        ])
-    }
-}
-
-/// How a running prompt is interrupted.
-#[derive(Default)]
-pub(crate) struct Ctl {
-    interrupted: AtomicBool,
-    /// Set by [`FakeComfyUi::restart`]: the run ends without a trace.
-    forgotten: AtomicBool,
-    notify: Notify,
-}
-
-impl Ctl {
-    pub(crate) fn forget(&self) {
-        self.forgotten.store(true, Ordering::SeqCst);
-        self.interrupt();
-    }
-
-    pub(crate) fn is_forgotten(&self) -> bool {
-        self.forgotten.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn interrupt(&self) {
-        self.interrupted.store(true, Ordering::SeqCst);
-        self.notify.notify_one();
-    }
-
-    pub(crate) fn is_set(&self) -> bool {
-        self.interrupted.load(Ordering::SeqCst)
-    }
-}
-
-pub(crate) struct Running {
-    pub(crate) job: Arc<Job>,
-    pub(crate) ctl: Arc<Ctl>,
-    /// The node last announced with `executing` (re-sent to a reconnecting client).
-    pub(crate) last_node: Option<String>,
-    pub(crate) start_time: u64,
-}
-
-/// A prompt removed from the queue before it ran (for `/api/jobs`).
-pub(crate) struct Dequeued {
-    pub(crate) id: String,
-    pub(crate) number: Value,
-    pub(crate) create_time: u64,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum WsOut {
-    Text(String),
-    Binary(Vec<u8>),
-    Close,
-}
-
-pub(crate) struct Socket {
-    client: String,
-    tx: mpsc::Sender<WsOut>,
-}
-
-#[derive(Default)]
-pub(crate) struct Inner {
-    pub(crate) scripts: VecDeque<Script>,
-    pub(crate) models: BTreeMap<String, BTreeSet<String>>,
-    pub(crate) prompt_log: VecDeque<Value>,
-    pub(crate) upload_log: VecDeque<LoggedUpload>,
-    pub(crate) cancel_log: VecDeque<String>,
-    /// Inputs, outputs and temp files, with their insertion order (oldest dropped first).
-    pub(crate) files: HashMap<FileKey, (u64, Arc<Vec<u8>>)>,
-    pub(crate) file_seq: u64,
-    /// The last counter used per `(subfolder, prefix)` of saved outputs.
-    pub(crate) counters: HashMap<(String, String), u32>,
-    pub(crate) pending: VecDeque<Arc<Job>>,
-    pub(crate) running: Option<Running>,
-    /// `(prompt_id, entry)`, oldest first.
-    pub(crate) history: VecDeque<(String, Value)>,
-    pub(crate) dequeued: VecDeque<Dequeued>,
-    pub(crate) next_number: u64,
-    pub(crate) ws_accepted: usize,
-    pub(crate) sockets: HashMap<u64, Socket>,
-    /// The socket that gets a client's events: the latest one with that `clientId`.
-    pub(crate) active: HashMap<String, u64>,
-    pub(crate) refuse_until: HashMap<String, Instant>,
-    pub(crate) next_conn: u64,
-}
-
-fn push_bounded<T>(q: &mut VecDeque<T>, item: T, max: usize) {
-    q.push_back(item);
-    while q.len() > max {
-        q.pop_front();
-    }
-}
-
-impl Inner {
-    pub(crate) fn queue_remaining(&self) -> usize {
-        self.pending.len() + usize::from(self.running.is_some())
-    }
-
-    /// Sends to the client's socket; with no client, to every socket when `or_all`.
-    pub(crate) fn send(&self, client: Option<&str>, or_all: bool, msg: WsOut) {
-        match client {
-            Some(c) => {
-                if let Some(s) = self.active.get(c).and_then(|conn| self.sockets.get(conn)) {
-                    let _ = s.tx.try_send(msg);
-                }
-            }
-            None if or_all => self.broadcast(msg),
-            None => {}
-        }
-    }
-
-    pub(crate) fn broadcast(&self, msg: WsOut) {
-        for conn in self.active.values() {
-            if let Some(s) = self.sockets.get(conn) {
-                let _ = s.tx.try_send(msg.clone());
-            }
-        }
-    }
-
-    /// The `status` event ComfyUI broadcasts on every queue change.
-    pub(crate) fn broadcast_status(&self) {
-        let n = self.queue_remaining();
-        self.broadcast(text_msg(
-            "status",
-            json!({"status": {"exec_info": {"queue_remaining": n}}}),
-        ));
-    }
-
-    /// Closes every socket of this client (current and replaced).
-    pub(crate) fn close_client_sockets(&mut self, client: &str) {
-        let conns: Vec<u64> = self
-            .sockets
-            .iter()
-            .filter(|(_, s)| s.client == client)
-            .map(|(c, _)| *c)
-            .collect();
-        for c in conns {
-            if let Some(s) = self.sockets.remove(&c) {
-                let _ = s.tx.try_send(WsOut::Close);
-            }
-        }
-        self.active.remove(client);
-    }
-
-    pub(crate) fn close_all_sockets(&mut self) {
-        for (_, s) in self.sockets.drain() {
-            let _ = s.tx.try_send(WsOut::Close);
-        }
-        self.active.clear();
-    }
-
-    pub(crate) fn put_file(&mut self, key: FileKey, bytes: Arc<Vec<u8>>) {
-        self.file_seq += 1;
-        self.files.insert(key, (self.file_seq, bytes));
-        while self.files.len() > MAX_FILES {
-            let oldest = self
-                .files
-                .iter()
-                .min_by_key(|(_, (seq, _))| *seq)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => {
-                    self.files.remove(&k);
-                }
-                None => break,
-            }
-        }
-    }
-
-    pub(crate) fn push_history(&mut self, id: String, entry: Value) {
-        self.history.retain(|(k, _)| *k != id);
-        push_bounded(&mut self.history, (id, entry), MAX_HISTORY);
-    }
-
-    /// The next free counter for `prefix` in `subfolder` (1 first), as ComfyUI numbers
-    /// saved files.
-    pub(crate) fn next_counter(&mut self, subfolder: &str, prefix: &str) -> u32 {
-        let c = self
-            .counters
-            .entry((subfolder.to_string(), prefix.to_string()))
-            .or_insert(0);
-        *c += 1;
-        *c
-    }
-}
-
-/// A websocket text frame `{"type", "data"}`.
-pub(crate) fn text_msg(ty: &str, data: Value) -> WsOut {
-    WsOut::Text(json!({"type": ty, "data": data}).to_string())
-}
-
-/// Milliseconds since the Unix epoch, as ComfyUI's timestamps.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// A random version-4 UUID in canonical form.
-pub(crate) fn uuid4() -> String {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).expect("OS randomness");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// Whether `s` is what Python's `str(uuid.UUID(s))` gives back unchanged: 8-4-4-4-12
-/// lowercase hex digits (any version).
-pub fn is_canonical_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            8 | 13 | 18 | 23 => c == b'-',
-            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
-        })
-}
-
-/// Orders node ids as numbers where they are numbers ("2" before "10"), then as text.
-pub(crate) fn id_order(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(x), Ok(y)) => x.cmp(&y),
-        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
-        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
-        (Err(_), Err(_)) => a.cmp(b),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn canonical_uuids() {
-        assert!(is_canonical_uuid("a2910fc5-e591-4668-a196-997a8c2acedb"));
-        assert!(is_canonical_uuid(&uuid4()));
-        assert!(!is_canonical_uuid("A2910FC5-E591-4668-A196-997A8C2ACEDB"));
-        assert!(!is_canonical_uuid("a2910fc5e5914668a196997a8c2acedb"));
-        assert!(!is_canonical_uuid("{a2910fc5-e591-4668-a196-997a8c2acedb}"));
-        assert!(!is_canonical_uuid("a2910fc5-e591-4668-a196-997a8c2acedg"));
-        assert!(!is_canonical_uuid("not-a-uuid"));
-    }
-
-    #[test]
-    fn node_ids_sort_as_numbers() {
-        let mut ids = vec!["10", "2", "x", "1"];
-        ids.sort_by(|a, b| id_order(a, b));
-        assert_eq!(ids, ["1", "2", "10", "x"]);
     }
 }

@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::{text_msg, uuid4, Shared, Socket, WsOut, BODY_LIMIT, WS_QUEUE};
+use super::ids::uuid4;
+use super::state::{text_msg, Shared, Socket, WsOut};
+use super::{BODY_LIMIT, WS_QUEUE};
 
 pub(crate) async fn route(
     State(sh): State<Arc<Shared>>,

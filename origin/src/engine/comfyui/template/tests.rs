@@ -1,8 +1,13 @@
+use std::collections::BTreeMap;
+
 use kiln_shared::ids::JobId;
+use kiln_shared::origin::DispatchJob;
 use serde_json::json;
 
 use super::*;
 use crate::engine::comfyui::schema::{check, with_model_files};
+use crate::engine::comfyui::settings::sigma_steps;
+use crate::engine::{STAGE_SAMPLING, STAGE_SAMPLING_LABEL};
 
 fn templates() -> Templates {
     Templates::builtin().expect("the built-in templates load")
