@@ -524,7 +524,12 @@ async fn view(State(sh): State<Arc<Shared>>, Query(q): Query<HashMap<String, Str
     let Some(sub) = normalize_subfolder(sub) else {
         return empty(StatusCode::FORBIDDEN);
     };
-    let Some((_, sub, file)) = annotated_file(&format!("{sub}/{filename}"), kind) else {
+    let full = if sub.is_empty() {
+        filename.to_string()
+    } else {
+        format!("{sub}/{filename}")
+    };
+    let Some((_, sub, file)) = annotated_file(&full, kind) else {
         return empty(StatusCode::NOT_FOUND);
     };
     let bytes = {
