@@ -1,29 +1,31 @@
 //! The HTTP routes, each also under `/api`, and the listener that can play unreachable.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::graph::{self, MODEL_FOLDERS};
 use super::{
-    is_canonical_uuid, now_ms, push_bounded, uuid4, Dequeued, Inner, Job, LoggedUpload, Script,
-    Shared, BODY_LIMIT, MAX_LOG, MAX_PENDING, MAX_UPLOAD_LOG,
+    is_canonical_uuid, now_ms, push_bounded, uuid4, Dequeued, FileKey, Inner, Job, LoggedUpload,
+    PromptTiming, Script, Shared, BODY_LIMIT, MAX_LOG, MAX_PENDING, MAX_UPLOAD_LOG,
 };
 
 pub(crate) fn router(sh: Arc<Shared>) -> Router {
@@ -306,6 +308,8 @@ async fn prompt_info(State(sh): State<Arc<Shared>>) -> Response {
 }
 
 async fn post_prompt(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+    // The whole body has been read: the prompt has arrived.
+    let received = Instant::now();
     let req = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(m)) => m,
         _ => {
@@ -423,6 +427,15 @@ async fn post_prompt(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
         script,
         create_time,
     };
+    push_bounded(
+        &mut inner.timings,
+        PromptTiming {
+            prompt_id: prompt_id.clone(),
+            received,
+            view_served: None,
+        },
+        MAX_LOG,
+    );
     inner.pending.push_back(Arc::new(job));
     inner.broadcast_status();
     drop(inner);
@@ -532,12 +545,17 @@ async fn view(State(sh): State<Arc<Shared>>, Query(q): Query<HashMap<String, Str
     let Some((_, sub, file)) = annotated_file(&full, kind) else {
         return empty(StatusCode::NOT_FOUND);
     };
+    let key = (kind.to_string(), sub, file.clone());
     let bytes = {
         let inner = sh.lock();
-        match inner.files.get(&(kind.to_string(), sub, file.clone())) {
+        match inner.files.get(&key) {
             Some((_, b)) => b.clone(),
             None => return empty(StatusCode::NOT_FOUND),
         }
+    };
+    let body = TimedBody {
+        bytes: Some(Bytes::from(bytes.to_vec())),
+        served: Some((sh.clone(), key)),
     };
     (
         StatusCode::OK,
@@ -548,9 +566,46 @@ async fn view(State(sh): State<Arc<Shared>>, Query(q): Query<HashMap<String, Str
                 format!("filename=\"{}\"", file.replace('"', "")),
             ),
         ],
-        bytes.to_vec(),
+        Body::new(body),
     )
         .into_response()
+}
+
+/// A `/view` body (one frame) that records, in the prompt's [`super::PromptTiming`], the
+/// instant hyper polls its bytes to write them: as close to "the answer was sent" as an
+/// axum handler can see (the socket write follows in the same task, on loopback at once
+/// for the small files a benchmark fetches).
+struct TimedBody {
+    bytes: Option<Bytes>,
+    served: Option<(Arc<Shared>, FileKey)>,
+}
+
+impl HttpBody for TimedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        let Some(bytes) = this.bytes.take() else {
+            return Poll::Ready(None);
+        };
+        if let Some((sh, key)) = this.served.take() {
+            let at = Instant::now();
+            sh.lock().view_served(&key, at);
+        }
+        Poll::Ready(Some(Ok(Frame::data(bytes))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.bytes.as_ref().map_or(0, |b| b.len() as u64))
+    }
 }
 
 async fn interrupt(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {

@@ -190,6 +190,20 @@ pub struct Upload {
     pub bytes: Vec<u8>,
 }
 
+/// When one accepted `POST /prompt` arrived and when its output was last served, as
+/// monotonic instants of this process (for `cargo xtask bench`, which compares them with
+/// its own `Instant`s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptTiming {
+    pub prompt_id: String,
+    /// When the `POST /prompt` handler started: the whole body had been read.
+    pub received: Instant,
+    /// When the body of the latest `GET /view` of a file this prompt saved was handed to
+    /// the HTTP server (hyper took the bytes to write them; the socket write follows in
+    /// the same task). `None` until then.
+    pub view_served: Option<Instant>,
+}
+
 /// A running stand-in server; stopped on drop.
 pub struct FakeComfyUi {
     addr: SocketAddr,
@@ -336,6 +350,11 @@ impl FakeComfyUi {
     /// Every `POST /prompt` body received (parsed JSON), oldest first (the latest 256).
     pub fn prompts(&self) -> Vec<Value> {
         self.shared.lock().prompt_log.iter().cloned().collect()
+    }
+
+    /// The timing of every accepted `POST /prompt`, oldest first (the latest 256).
+    pub fn timings(&self) -> Vec<PromptTiming> {
+        self.shared.lock().timings.iter().cloned().collect()
     }
 
     /// Every upload received, oldest first (the latest 64).
@@ -515,6 +534,9 @@ pub(crate) struct Inner {
     pub(crate) prompt_log: VecDeque<Value>,
     pub(crate) upload_log: VecDeque<LoggedUpload>,
     pub(crate) cancel_log: VecDeque<String>,
+    pub(crate) timings: VecDeque<PromptTiming>,
+    /// The prompt that saved each output or temp file still kept.
+    pub(crate) file_owner: HashMap<FileKey, String>,
     /// Inputs, outputs and temp files, with their insertion order (oldest dropped first).
     pub(crate) files: HashMap<FileKey, (u64, Arc<Vec<u8>>)>,
     pub(crate) file_seq: u64,
@@ -600,6 +622,7 @@ impl Inner {
     }
 
     pub(crate) fn put_file(&mut self, key: FileKey, bytes: Arc<Vec<u8>>) {
+        self.file_owner.remove(&key);
         self.file_seq += 1;
         self.files.insert(key, (self.file_seq, bytes));
         while self.files.len() > MAX_FILES {
@@ -611,9 +634,32 @@ impl Inner {
             match oldest {
                 Some(k) => {
                     self.files.remove(&k);
+                    self.file_owner.remove(&k);
                 }
                 None => break,
             }
+        }
+    }
+
+    /// A file saved by prompt `owner` (its `/view` is timed).
+    pub(crate) fn put_output(&mut self, key: FileKey, bytes: Arc<Vec<u8>>, owner: &str) {
+        self.put_file(key.clone(), bytes);
+        // The newest file is never the one evicted.
+        self.file_owner.insert(key, owner.to_string());
+    }
+
+    /// Records that the body of a `/view` of `key` was handed to the server.
+    pub(crate) fn view_served(&mut self, key: &FileKey, at: Instant) {
+        let Some(owner) = self.file_owner.get(key) else {
+            return;
+        };
+        if let Some(t) = self
+            .timings
+            .iter_mut()
+            .rev()
+            .find(|t| t.prompt_id == *owner)
+        {
+            t.view_served = Some(at);
         }
     }
 
