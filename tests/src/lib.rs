@@ -5,11 +5,14 @@
 //!   wasm-bindgen-cli at the Cargo.lock version, npm packages).
 //! - [`build`] — builds the edge bundle and the origin binary.
 //! - [`comfyui`] — a stand-in ComfyUI 0.26.0 server for testing the origin's ComfyUI client.
+//! - [`edge_double`] — a stand-in for the edge's internal endpoints, with which
+//!   `cargo xtask bench` times the origin on its own.
 //! - [`stack`] — starts `wrangler dev` (workerd) and N origins on chosen or free ports,
 //!   with fresh signing keys, and stops them (whole process groups) on drop.
 
 pub mod build;
 pub mod comfyui;
+pub mod edge_double;
 pub mod receiver;
 pub mod stack;
 pub mod tools;

@@ -154,12 +154,13 @@ pub struct Stack {
     edge: Option<Child>,
 }
 
-fn free_port() -> Result<u16> {
+/// A free loopback port (free when asked; bind it soon).
+pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Own process group (so the whole tree can be killed) and SIGTERM on parent death.
-fn detach(cmd: &mut Command) {
+pub fn detach(cmd: &mut Command) {
     cmd.process_group(0);
     // SAFETY: prctl is async-signal-safe and touches only this (child) process.
     unsafe {
@@ -170,7 +171,8 @@ fn detach(cmd: &mut Command) {
     }
 }
 
-fn stop_child(child: &mut Option<Child>) {
+/// SIGTERM to a child started with [`detach`] and its group, SIGKILL after 5 s.
+pub fn stop_child(child: &mut Option<Child>) {
     if let Some(mut c) = child.take() {
         let pgid = c.id() as i32;
         // SAFETY: signalling a process group we created.

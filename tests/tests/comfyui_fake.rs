@@ -1104,6 +1104,47 @@ fn prompt_ids_are_made_canonical_when_absent() {
     assert_eq!(history(&fake, &pid)[&pid]["status"]["completed"], true);
 }
 
+/// `timings()`: when each accepted prompt arrived and when its output was served, in
+/// order (no durations are asserted).
+#[test]
+fn prompt_timings_follow_arrival_and_the_output_view() {
+    let fake = start();
+    fake.push_script(Script::Invalid);
+    let (_, refused) = queue(&fake, &flux(64, 64, 1), "c");
+    assert_eq!(refused.status, 400);
+    assert!(fake.timings().is_empty(), "a refused prompt has no timing");
+
+    let before = Instant::now();
+    let (pid, r) = queue(&fake, &flux(64, 64, 2), "c");
+    let after = Instant::now();
+    assert_eq!(r.status, 200);
+    assert!(fake.wait_idle(Duration::from_secs(10)));
+    let [t] = fake.timings().try_into().unwrap();
+    assert_eq!(t.prompt_id, pid);
+    assert!(before <= t.received && t.received <= after);
+    assert_eq!(t.view_served, None, "not fetched yet");
+
+    // Viewing an upload is no prompt's output.
+    upload_png(&fake, "in.png", 8, 8, &[]);
+    assert_eq!(get(&fake, "/view?filename=in.png&type=input").status, 200);
+    assert_eq!(fake.timings()[0].view_served, None);
+
+    let out = &history(&fake, &pid)[&pid]["outputs"]["13"]["images"][0];
+    let path = format!(
+        "/view?filename={}&subfolder={}&type=output",
+        out["filename"].as_str().unwrap(),
+        out["subfolder"].as_str().unwrap()
+    );
+    let before_view = Instant::now();
+    assert_eq!(get(&fake, &path).status, 200);
+    let after_view = Instant::now();
+    let served = fake.timings()[0].view_served.expect("the view is recorded");
+    assert!(before_view <= served && served <= after_view);
+    // The latest view counts.
+    assert_eq!(get(&fake, &path).status, 200);
+    assert!(fake.timings()[0].view_served.unwrap() >= served);
+}
+
 /// Usable from async tests: its own runtime, started and dropped inside another.
 #[tokio::test]
 async fn works_inside_a_tokio_test() {

@@ -1,14 +1,24 @@
-//! `cargo xtask bench`: numbers that matter for Kiln's edge, each beside a baseline
-//! measured in the same run on the same stack, so a slow or busy machine shows up in
-//! both columns instead of in a false regression.
+//! `cargo xtask bench`: numbers that matter for Kiln, each beside a baseline measured in
+//! the same run on the same machine, so a slow or busy machine shows up in both columns
+//! instead of in a false regression.
 //!
+//! Section `origin` ([`origin`]), the release origin alone:
+//! - The origin's own overhead per job on the `comfyui` engine, with kiln-tests' fake
+//!   ComfyUI answering at once and an edge stand-in: dispatch received → `POST /prompt`
+//!   sent (in), and output fetched → terminal event at the edge (out), median and p99,
+//!   beside a bare axum round trip.
+//!
+//! Section `edge`, a fresh stack (workerd and a sim origin):
 //! - Submit path: latency of `POST /v1/images/generations?async_mode=true` (key check,
 //!   validation, hold on the Account DO, Job DO creation, signed dispatch to the
 //!   origin), median and p99, beside `GET /health/durable-object` (Worker → no-op DO).
 //! - Ledger: holds per second on one account, driven from inside the Worker
 //!   (`POST /admin/ledger-bench`), beside the same loop against the no-op DO.
 //!
-//! Release builds, a fresh stack on free ports, loopback only, bounded counts.
+//! Release builds, free ports, loopback only, bounded counts. `--only origin|edge` runs
+//! one section (`origin` needs no edge build).
+
+mod origin;
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +48,15 @@ struct Series {
     p99_ms: f64,
 }
 
+/// Median and p99 of samples in milliseconds (at least one).
+fn series(mut ms: Vec<f64>) -> Series {
+    ms.sort_by(f64::total_cmp);
+    Series {
+        median_ms: percentile(&ms, 0.5),
+        p99_ms: percentile(&ms, 0.99),
+    }
+}
+
 fn measure(n: usize, mut call: impl FnMut() -> Result<()>) -> Result<Series> {
     for _ in 0..WARMUP {
         call()?;
@@ -48,11 +67,7 @@ fn measure(n: usize, mut call: impl FnMut() -> Result<()>) -> Result<Series> {
         call()?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    ms.sort_by(f64::total_cmp);
-    Ok(Series {
-        median_ms: percentile(&ms, 0.5),
-        p99_ms: percentile(&ms, 0.99),
-    })
+    Ok(series(ms))
 }
 
 fn expect(resp: reqwest::blocking::Response, status: u16, what: &str) -> Result<Value> {
@@ -66,11 +81,69 @@ fn expect(resp: reqwest::blocking::Response, status: u16, what: &str) -> Result<
 
 pub fn run(args: &[String]) -> Result<()> {
     let requests: usize = crate::flag(args, "--requests", REQUESTS_DEFAULT)?;
-    tools::ensure()?;
-    build::edge(Profile::Release)?;
+    let jobs: usize = crate::flag(args, "--jobs", origin::JOBS_DEFAULT)?;
+    let only: String = crate::flag(args, "--only", "all".to_owned())?;
+    let (edge_part, origin_part) = match only.as_str() {
+        "all" => (true, true),
+        "edge" => (true, false),
+        "origin" => (false, true),
+        other => bail!("--only {other:?}: want origin or edge"),
+    };
+    if requests == 0 {
+        bail!("--requests must be at least 1");
+    }
+    if !(1..=origin::JOBS_MAX).contains(&jobs) {
+        bail!("--jobs must be 1–{}", origin::JOBS_MAX);
+    }
+    if edge_part {
+        tools::ensure()?;
+        build::edge(Profile::Release)?;
+    }
     build::origin(Profile::Release)?;
     let dir = build::target_dir().join("bench");
     let _ = std::fs::remove_dir_all(&dir);
+    let mut report = serde_json::Map::new();
+    let mut lines = Vec::new();
+    // First, while nothing else of ours runs.
+    if origin_part {
+        let m = origin::measure(jobs, &dir.join("origin"))?;
+        report.insert("origin_overhead".into(), m.report);
+        lines.extend(m.lines);
+    }
+    if edge_part {
+        let (fields, edge_lines) = edge_sections(requests, &dir)?;
+        report.extend(fields);
+        if !lines.is_empty() {
+            lines.push(String::new());
+        }
+        lines.extend(edge_lines);
+    }
+
+    println!();
+    println!(
+        "Kiln bench (release builds, {} cores, load average {})",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        origin::loadavg().map_or("?".to_owned(), |l| format!("{l:.2}")),
+    );
+    println!();
+    for line in &lines {
+        println!("{line}");
+    }
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(&Value::Object(report))?,
+    )?;
+    println!();
+    println!("  report: {}", dir.join("report.json").display());
+    Ok(())
+}
+
+/// Submit latency and ledger throughput on a fresh stack (local workerd, a sim origin).
+fn edge_sections(
+    requests: usize,
+    dir: &std::path::Path,
+) -> Result<(serde_json::Map<String, Value>, Vec<String>)> {
     let stack = Stack::start(StackConfig::bench(dir.join("stack")))?;
     let edge = stack.edge_url.clone();
     let client = Client::builder().timeout(Duration::from_secs(60)).build()?;
@@ -155,34 +228,31 @@ pub fn run(args: &[String]) -> Result<()> {
         }));
     }
 
-    println!();
-    println!(
-        "Kiln bench (release builds, local workerd, {} cores)",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!();
-    println!("  latency over {requests} requests        median      p99");
-    println!(
-        "  baseline: Worker → no-op DO        {:>7.2} ms {:>7.2} ms",
-        baseline.median_ms, baseline.p99_ms
-    );
-    println!(
-        "  submit (async image job)           {:>7.2} ms {:>7.2} ms",
-        submit.median_ms, submit.p99_ms
-    );
-    println!();
-    println!(
-        "  ledger, one account ({} ops)     holds/s  releases/s  baseline DO calls/s",
-        LEDGER_HOLDS * LEDGER_ROUNDS
-    );
+    let mut lines = vec![
+        "  edge: a fresh stack (local workerd, a sim origin)".to_owned(),
+        format!("  latency over {requests} requests        median      p99"),
+        format!(
+            "  baseline: Worker → no-op DO        {:>7.2} ms {:>7.2} ms",
+            baseline.median_ms, baseline.p99_ms
+        ),
+        format!(
+            "  submit (async image job)           {:>7.2} ms {:>7.2} ms",
+            submit.median_ms, submit.p99_ms
+        ),
+        String::new(),
+        format!(
+            "  ledger, one account ({} ops)     holds/s  releases/s  baseline DO calls/s",
+            LEDGER_HOLDS * LEDGER_ROUNDS
+        ),
+    ];
     for row in &ledger {
-        println!(
+        lines.push(format!(
             "  concurrency {:>3}                  {:>8.0}  {:>10.0}  {:>19.0}",
             row["concurrency"].as_i64().unwrap_or(0),
             row["holds_per_sec"].as_f64().unwrap_or(0.0),
             row["releases_per_sec"].as_f64().unwrap_or(0.0),
             row["baseline_do_calls_per_sec"].as_f64().unwrap_or(0.0),
-        );
+        ));
     }
     let report = json!({
         "requests": requests,
@@ -190,13 +260,9 @@ pub fn run(args: &[String]) -> Result<()> {
         "submit_ms": {"median": submit.median_ms, "p99": submit.p99_ms},
         "ledger": ledger,
     });
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(
-        dir.join("report.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
-    println!();
-    println!("  report: {}", dir.join("report.json").display());
     drop(stack);
-    Ok(())
+    let Value::Object(fields) = report else {
+        unreachable!("a JSON object")
+    };
+    Ok((fields, lines))
 }

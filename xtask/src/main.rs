@@ -9,8 +9,11 @@
 //!   against the real stack on free ports. `.ci/run` runs exactly this.
 //! - `build [--release]` — installs what is missing and builds the edge and the origin
 //!   (debug, as `dev` and `test` do; `--release` for a deploy), without starting anything.
-//! - `bench` — release builds on a fresh stack: ledger throughput on one account and
-//!   submit-path latency, each beside a minimal Worker → Durable Object round trip.
+//! - `bench [--only origin|edge] [--jobs N] [--requests N]` — release builds: the origin's
+//!   own overhead per job (comfyui engine against a fake ComfyUI that answers at once)
+//!   beside a bare axum round trip; then, on a fresh stack, ledger throughput on one
+//!   account and submit-path latency, each beside a minimal Worker → Durable Object
+//!   round trip.
 
 mod bench;
 
@@ -29,7 +32,7 @@ const USAGE: &str = "usage: cargo xtask dev [--edge-port 8787] [--origin-port 87
                        [--engine sim|comfyui] [--comfyui-url http://127.0.0.1:8188]…
        cargo xtask test
        cargo xtask build [--release]
-       cargo xtask bench [--requests N]";
+       cargo xtask bench [--only origin|edge] [--jobs N] [--requests N]";
 
 fn main() {
     if let Err(e) = real_main() {

@@ -409,7 +409,7 @@ async fn save(
                 let mut inner = sh.lock();
                 let counter = inner.next_counter(&sub, &base);
                 let filename = format!("{base}_{counter:05}_.png");
-                inner.put_file((kind.into(), sub.clone(), filename.clone()), bytes);
+                inner.put_output((kind.into(), sub.clone(), filename.clone()), bytes, &job.id);
                 images.push(json!({"filename": filename, "subfolder": sub, "type": kind}));
             }
             Ok(Some(json!({"images": images})))
@@ -430,9 +430,10 @@ async fn save(
             let mut inner = sh.lock();
             let counter = inner.next_counter(&sub, &base);
             let filename = format!("{base}_{counter:05}_.mp4");
-            inner.put_file(
+            inner.put_output(
                 ("output".into(), sub.clone(), filename.clone()),
                 Arc::new(bytes),
+                &job.id,
             );
             Ok(Some(json!({
                 "images": [{"filename": filename, "subfolder": sub, "type": "output"}],

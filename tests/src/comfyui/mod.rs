@@ -202,6 +202,20 @@ pub struct Upload {
     pub bytes: Vec<u8>,
 }
 
+/// When one accepted `POST /prompt` arrived and when its output was last served, as
+/// monotonic instants of this process (for `cargo xtask bench`, which compares them with
+/// its own `Instant`s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptTiming {
+    pub prompt_id: String,
+    /// When the `POST /prompt` handler started: the whole body had been read.
+    pub received: Instant,
+    /// When the body of the latest `GET /view` of a file this prompt saved was handed to
+    /// the HTTP server (hyper took the bytes to write them; the socket write follows in
+    /// the same task). `None` until then.
+    pub view_served: Option<Instant>,
+}
+
 /// A running stand-in server; stopped on drop.
 pub struct FakeComfyUi {
     addr: SocketAddr,
@@ -361,6 +375,11 @@ impl FakeComfyUi {
     /// Every `POST /prompt` body received (parsed JSON), oldest first (the latest 256).
     pub fn prompts(&self) -> Vec<Value> {
         self.shared.lock().prompt_log.iter().cloned().collect()
+    }
+
+    /// The timing of every accepted `POST /prompt`, oldest first (the latest 256).
+    pub fn timings(&self) -> Vec<PromptTiming> {
+        self.shared.lock().timings.iter().cloned().collect()
     }
 
     /// Every upload received, oldest first (the latest 64).

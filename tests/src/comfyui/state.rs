@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, Notify};
 
-use super::{FakeOptions, Script, MAX_FILES, MAX_HISTORY};
+use super::{FakeOptions, PromptTiming, Script, MAX_FILES, MAX_HISTORY};
 
 /// State shared by the handlers, the websockets and the executor.
 pub(crate) struct Shared {
@@ -131,6 +131,9 @@ pub(crate) struct Inner {
     pub(crate) prompt_log: VecDeque<Value>,
     pub(crate) upload_log: VecDeque<LoggedUpload>,
     pub(crate) cancel_log: VecDeque<String>,
+    pub(crate) timings: VecDeque<PromptTiming>,
+    /// The prompt that saved each output or temp file still kept.
+    pub(crate) file_owner: HashMap<FileKey, String>,
     /// Inputs, outputs and temp files, with their insertion order (oldest dropped first).
     pub(crate) files: HashMap<FileKey, (u64, Arc<Vec<u8>>)>,
     pub(crate) file_seq: u64,
@@ -216,6 +219,7 @@ impl Inner {
     }
 
     pub(crate) fn put_file(&mut self, key: FileKey, bytes: Arc<Vec<u8>>) {
+        self.file_owner.remove(&key);
         self.file_seq += 1;
         self.files.insert(key, (self.file_seq, bytes));
         while self.files.len() > MAX_FILES {
@@ -227,9 +231,32 @@ impl Inner {
             match oldest {
                 Some(k) => {
                     self.files.remove(&k);
+                    self.file_owner.remove(&k);
                 }
                 None => break,
             }
+        }
+    }
+
+    /// A file saved by prompt `owner` (its `/view` is timed).
+    pub(crate) fn put_output(&mut self, key: FileKey, bytes: Arc<Vec<u8>>, owner: &str) {
+        self.put_file(key.clone(), bytes);
+        // The newest file is never the one evicted.
+        self.file_owner.insert(key, owner.to_string());
+    }
+
+    /// Records that the body of a `/view` of `key` was handed to the server.
+    pub(crate) fn view_served(&mut self, key: &FileKey, at: Instant) {
+        let Some(owner) = self.file_owner.get(key) else {
+            return;
+        };
+        if let Some(t) = self
+            .timings
+            .iter_mut()
+            .rev()
+            .find(|t| t.prompt_id == *owner)
+        {
+            t.view_served = Some(at);
         }
     }
 

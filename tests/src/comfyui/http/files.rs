@@ -2,15 +2,21 @@
 //! rules both follow.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Multipart, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use serde_json::json;
 
 use super::{empty, ok};
-use crate::comfyui::state::{push_bounded, LoggedUpload, Shared};
+use crate::comfyui::state::{push_bounded, FileKey, LoggedUpload, Shared};
 use crate::comfyui::MAX_UPLOAD_LOG;
 
 /// A subfolder relative to a type's folder, normalised (`""` at the top); `None` when it
@@ -170,15 +176,25 @@ pub(super) async fn view(
     let Some(sub) = normalize_subfolder(sub) else {
         return empty(StatusCode::FORBIDDEN);
     };
-    let Some((_, sub, file)) = annotated_file(&format!("{sub}/{filename}"), kind) else {
+    let full = if sub.is_empty() {
+        filename.to_string()
+    } else {
+        format!("{sub}/{filename}")
+    };
+    let Some((_, sub, file)) = annotated_file(&full, kind) else {
         return empty(StatusCode::NOT_FOUND);
     };
+    let key = (kind.to_string(), sub, file.clone());
     let bytes = {
         let inner = sh.lock();
-        match inner.files.get(&(kind.to_string(), sub, file.clone())) {
+        match inner.files.get(&key) {
             Some((_, b)) => b.clone(),
             None => return empty(StatusCode::NOT_FOUND),
         }
+    };
+    let body = TimedBody {
+        bytes: Some(Bytes::from(bytes.to_vec())),
+        served: Some((sh.clone(), key)),
     };
     (
         StatusCode::OK,
@@ -189,9 +205,47 @@ pub(super) async fn view(
                 format!("filename=\"{}\"", file.replace('"', "")),
             ),
         ],
-        bytes.to_vec(),
+        Body::new(body),
     )
         .into_response()
+}
+
+/// A `/view` body (one frame) that records, in the prompt's
+/// [`PromptTiming`](crate::comfyui::PromptTiming), the instant hyper polls its bytes to
+/// write them: as close to "the answer was sent" as an axum handler can see (the socket
+/// write follows in the same task, on loopback at once for the small files a benchmark
+/// fetches).
+struct TimedBody {
+    bytes: Option<Bytes>,
+    served: Option<(Arc<Shared>, FileKey)>,
+}
+
+impl HttpBody for TimedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        let Some(bytes) = this.bytes.take() else {
+            return Poll::Ready(None);
+        };
+        if let Some((sh, key)) = this.served.take() {
+            let at = Instant::now();
+            sh.lock().view_served(&key, at);
+        }
+        Poll::Ready(Some(Ok(Frame::data(bytes))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.bytes.as_ref().map_or(0, |b| b.len() as u64))
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `GET /prompt` and `POST /prompt`: validation, the scripted answers, and queueing.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -13,7 +14,7 @@ use super::{info_now, json_resp, ok};
 use crate::comfyui::graph;
 use crate::comfyui::ids::{is_canonical_uuid, now_ms, uuid4};
 use crate::comfyui::state::{push_bounded, Job, Shared};
-use crate::comfyui::{Script, MAX_LOG, MAX_PENDING};
+use crate::comfyui::{PromptTiming, Script, MAX_LOG, MAX_PENDING};
 
 pub(super) async fn prompt_info(State(sh): State<Arc<Shared>>) -> Response {
     let n = sh.lock().queue_remaining();
@@ -21,6 +22,8 @@ pub(super) async fn prompt_info(State(sh): State<Arc<Shared>>) -> Response {
 }
 
 pub(super) async fn post_prompt(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+    // The whole body has been read: the prompt has arrived.
+    let received = Instant::now();
     let req = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(m)) => m,
         _ => {
@@ -138,6 +141,15 @@ pub(super) async fn post_prompt(State(sh): State<Arc<Shared>>, body: Bytes) -> R
         script,
         create_time,
     };
+    push_bounded(
+        &mut inner.timings,
+        PromptTiming {
+            prompt_id: prompt_id.clone(),
+            received,
+            view_served: None,
+        },
+        MAX_LOG,
+    );
     inner.pending.push_back(Arc::new(job));
     inner.broadcast_status();
     drop(inner);
