@@ -1,0 +1,54 @@
+//! `kiln`: the command-line client of the Kiln API. See `kiln --help` and the README's
+//! "kiln CLI" section.
+
+mod api;
+mod args;
+mod commands;
+mod config;
+mod error;
+mod output;
+mod progress;
+mod watch;
+
+use clap::Parser;
+
+use crate::api::Api;
+use crate::args::Cli;
+use crate::commands::Ctx;
+use crate::error::CliError;
+use crate::progress::Mode;
+
+fn main() {
+    // A usage error prints clap's message and exits 2.
+    let cli = Cli::parse();
+    watch::install_interrupt_handler();
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Other(format!("cannot start: {e}")))
+        .and_then(|rt| rt.block_on(run(cli)));
+    if let Err(e) = result {
+        eprintln!("kiln: {e}");
+        std::process::exit(e.exit_code());
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let file = match config::config_path(&env) {
+        Some(path) => config::load_file(&path)?,
+        None => None,
+    };
+    let config = config::resolve(
+        cli.base_url.as_deref(),
+        cli.api_key.as_deref(),
+        &env,
+        file.as_ref(),
+    );
+    let ctx = Ctx {
+        api: Api::new(&config)?,
+        json: cli.json,
+        progress: Mode::detect(cli.quiet),
+    };
+    commands::run(&ctx, cli.command).await
+}
