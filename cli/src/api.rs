@@ -216,10 +216,7 @@ mod tests {
     use super::*;
 
     fn api(base: &str) -> Result<Api, CliError> {
-        Api::new(&Config {
-            base_url: base.to_owned(),
-            api_key: None,
-        })
+        Api::new(&Config::new(base, None))
     }
 
     #[test]

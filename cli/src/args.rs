@@ -68,6 +68,22 @@ pub enum Command {
     /// Webhooks: the signing secret, a job's delivery log, replaying its terminal event.
     #[command(subcommand)]
     Webhooks(Webhooks),
+    /// The CLI's own settings: show them, or save one in the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The base URL and key in effect and where each comes from (the key masked).
+    Show,
+    /// Save `api_key` or `base_url` in the config file (created readable by you only).
+    Set {
+        #[arg(value_parser = ["api_key", "base_url"])]
+        name: String,
+        /// The value; `-` reads it from stdin (keeps a key out of the shell's history).
+        value: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,6 +390,11 @@ mod tests {
             parse(&["webhooks", "replay", "job_1"]).unwrap().command,
             Command::Webhooks(Webhooks::Replay { .. })
         ));
+        assert!(matches!(
+            parse(&["config", "set", "api_key", "-"]).unwrap().command,
+            Command::Config(ConfigCommand::Set { ref name, ref value }) if name == "api_key" && value == "-"
+        ));
+        assert!(parse(&["config", "set", "colour", "blue"]).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::Api;
 use crate::args::{Command, Generate, ImageArgs, Jobs, Keys, SubmitArgs, VideoArgs, Webhooks};
+use crate::config::{self, Config, Source};
 use crate::error::CliError;
 use crate::output::{cell, job_summary, steps, table, usd};
 use crate::progress::{Mode, Progress};
@@ -95,6 +96,8 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             Ok(())
         }
         Command::Webhooks(w) => webhooks(ctx, w).await,
+        // Handled before an API client is made (see `main::run`).
+        Command::Config(_) => Ok(()),
     }
 }
 
@@ -589,6 +592,91 @@ fn deliveries_text(job: &str, v: &Value) -> String {
             &attempts
         )
     )
+}
+
+// ---- config ----------------------------------------------------------------------------
+
+pub fn config_show(c: &Config, path: Option<&Path>, json: bool) -> Result<(), CliError> {
+    let key = c.api_key.as_deref().map(config::masked);
+    let from = |s: Option<Source>| match s {
+        Some(Source::Flag) => "flag",
+        Some(Source::Env) => "env",
+        Some(Source::File) => "file",
+        Some(Source::Default) => "default",
+        None => "none",
+    };
+    if json {
+        let v = json!({
+            "base_url": c.base_url, "base_url_from": from(Some(c.base_url_from)),
+            "api_key": key, "api_key_from": from(c.api_key_from),
+            "config_file": path.map(|p| p.display().to_string()),
+            "config_file_exists": path.is_some_and(Path::is_file),
+        });
+        println!("{}", pretty(&v));
+        return Ok(());
+    }
+    println!(
+        "base_url  {}  (from {})",
+        c.base_url,
+        c.base_url_from.describe("KILN_BASE_URL", path)
+    );
+    match (&key, c.api_key_from) {
+        (Some(k), Some(s)) => {
+            println!("api_key   {k}  (from {})", s.describe("KILN_API_KEY", path))
+        }
+        _ => println!("api_key   none: set KILN_API_KEY or run `kiln config set api_key -`"),
+    }
+    match path {
+        Some(p) if p.is_file() => println!("file      {}", p.display()),
+        Some(p) => println!("file      {} (none yet)", p.display()),
+        None => println!("file      none (no HOME, XDG_CONFIG_HOME or KILN_CONFIG)"),
+    }
+    Ok(())
+}
+
+pub fn config_set(
+    path: Option<&Path>,
+    name: &str,
+    value: &str,
+    json: bool,
+) -> Result<(), CliError> {
+    let path = path.ok_or_else(|| {
+        CliError::Usage("no config file path: set KILN_CONFIG (or HOME)".to_owned())
+    })?;
+    let value = if value == "-" {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim().to_owned()
+    } else {
+        value.trim().to_owned()
+    };
+    match name {
+        "api_key" if !value.starts_with("sk-") || value.chars().any(char::is_whitespace) => {
+            return Err(CliError::Usage(
+                "an API key looks like sk-trial-…, sk-gen-… or sk-test-…".to_owned(),
+            ))
+        }
+        "base_url" => {
+            // The same check as every command's.
+            crate::api::Api::new(&Config {
+                base_url: value.clone(),
+                api_key: None,
+                base_url_from: Source::Flag,
+                api_key_from: None,
+            })?;
+        }
+        _ => {}
+    }
+    config::set_in_file(path, name, &value)?;
+    if json {
+        println!(
+            "{}",
+            pretty(&json!({"config_file": path.display().to_string(), "set": name}))
+        );
+    } else {
+        println!("saved {name} in {}", path.display());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,17 +10,19 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::CliError;
 
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8787";
 
 /// The config file's fields.
-#[derive(Debug, Default, Deserialize, PartialEq)]
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
 }
 
@@ -29,6 +31,45 @@ pub struct FileConfig {
 pub struct Config {
     pub base_url: String,
     pub api_key: Option<String>,
+    /// Where each came from (for `kiln config show`).
+    pub base_url_from: Source,
+    pub api_key_from: Option<Source>,
+}
+
+impl Config {
+    /// Settings given directly (tests).
+    #[cfg(test)]
+    pub fn new(base_url: &str, api_key: Option<&str>) -> Config {
+        Config {
+            base_url: base_url.to_owned(),
+            api_key: api_key.map(str::to_owned),
+            base_url_from: Source::Flag,
+            api_key_from: api_key.map(|_| Source::Flag),
+        }
+    }
+}
+
+/// Where a setting came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env,
+    File,
+    Default,
+}
+
+impl Source {
+    pub fn describe(self, env_var: &str, file: Option<&Path>) -> String {
+        match self {
+            Source::Flag => "the command-line flag".to_owned(),
+            Source::Env => format!("the environment ({env_var})"),
+            Source::File => match file {
+                Some(p) => format!("the config file ({})", p.display()),
+                None => "the config file".to_owned(),
+            },
+            Source::Default => "the default".to_owned(),
+        }
+    }
 }
 
 /// The config file's path, from the environment (`KILN_CONFIG`, `XDG_CONFIG_HOME`,
@@ -89,26 +130,79 @@ pub fn resolve(
     file: Option<&FileConfig>,
 ) -> Config {
     let pick = |flag: Option<&str>, var: &str, from_file: Option<&String>| {
-        flag.map(str::to_owned)
-            .filter(|v| !v.is_empty())
-            .or_else(|| env(var).filter(|v| !v.is_empty()))
-            .or_else(|| from_file.cloned().filter(|v| !v.is_empty()))
+        let set = |v: &String| !v.trim().is_empty();
+        if let Some(v) = flag.map(str::to_owned).filter(set) {
+            Some((v, Source::Flag))
+        } else if let Some(v) = env(var).filter(set) {
+            Some((v, Source::Env))
+        } else {
+            from_file.cloned().filter(set).map(|v| (v, Source::File))
+        }
     };
-    let base_url = pick(
+    let (base_url, base_url_from) = pick(
         flag_base_url,
         "KILN_BASE_URL",
         file.and_then(|f| f.base_url.as_ref()),
     )
-    .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    .unwrap_or_else(|| (DEFAULT_BASE_URL.to_owned(), Source::Default));
     let api_key = pick(
         flag_api_key,
         "KILN_API_KEY",
         file.and_then(|f| f.api_key.as_ref()),
-    )
-    .map(|k| k.trim().to_owned());
+    );
     Config {
         base_url: base_url.trim().trim_end_matches('/').to_owned(),
-        api_key,
+        api_key: api_key.as_ref().map(|(k, _)| k.trim().to_owned()),
+        base_url_from,
+        api_key_from: api_key.map(|(_, from)| from),
+    }
+}
+
+/// Sets `name` (`api_key` or `base_url`) in the config file at `path`, keeping the
+/// other setting; the file is created readable by its owner only (it holds a key).
+pub fn set_in_file(path: &Path, name: &str, value: &str) -> Result<(), CliError> {
+    let mut file = load_file(path)?.unwrap_or_default();
+    match name {
+        "api_key" => file.api_key = Some(value.to_owned()),
+        "base_url" => file.base_url = Some(value.trim_end_matches('/').to_owned()),
+        other => {
+            return Err(CliError::Usage(format!(
+                "unknown setting {other:?}: want api_key or base_url"
+            )))
+        }
+    }
+    let text = toml::to_string(&file)
+        .map_err(|e| CliError::Other(format!("cannot write the config: {e}")))?;
+    let write_err =
+        |e: std::io::Error| CliError::Other(format!("cannot write {}: {e}", path.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(write_err)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(write_err)?;
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(write_err)
+}
+
+/// A key as the API lists it: `sk-trial-…ab12`. The secret is never shown.
+pub fn masked(key: &str) -> String {
+    let kind_end = key
+        .strip_prefix("sk-")
+        .and_then(|rest| rest.find('-'))
+        .map(|i| i + 4);
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    match kind_end {
+        Some(end) if key.len() > end + 8 => format!("{}…{tail}", &key[..end]),
+        _ => "…".to_owned(),
     }
 }
 
@@ -148,13 +242,26 @@ mod tests {
         assert_eq!(c.base_url, "https://flag.example");
         assert_eq!(c.api_key.as_deref(), Some("sk-flag"));
 
+        assert_eq!(
+            (c.base_url_from, c.api_key_from),
+            (Source::Flag, Some(Source::Flag))
+        );
+
         let c = resolve(None, None, &env, Some(&f));
         assert_eq!(c.base_url, "https://env.example");
         assert_eq!(c.api_key.as_deref(), Some("sk-env"));
+        assert_eq!(
+            (c.base_url_from, c.api_key_from),
+            (Source::Env, Some(Source::Env))
+        );
 
         let c = resolve(None, None, &env_of(&[]), Some(&f));
         assert_eq!(c.base_url, "https://file.example");
         assert_eq!(c.api_key.as_deref(), Some("sk-file"));
+        assert_eq!(
+            (c.base_url_from, c.api_key_from),
+            (Source::File, Some(Source::File))
+        );
     }
 
     #[test]
@@ -162,6 +269,7 @@ mod tests {
         let c = resolve(None, None, &env_of(&[]), None);
         assert_eq!(c.base_url, DEFAULT_BASE_URL);
         assert_eq!(c.api_key, None);
+        assert_eq!((c.base_url_from, c.api_key_from), (Source::Default, None));
         // An empty variable or flag counts as unset: the next source is used.
         let env = env_of(&[("KILN_API_KEY", ""), ("KILN_BASE_URL", "")]);
         let c = resolve(Some(""), None, &env, Some(&file("sk-file", "")));
@@ -200,6 +308,36 @@ mod tests {
         assert!(e.contains("api_kye") && e.contains("line 2"), "{e}");
         let e = parse_file("api_key = 3\n").unwrap_err();
         assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn setting_values_in_the_file() {
+        let dir = std::env::temp_dir().join(format!("kiln-cli-config-{}", std::process::id()));
+        let path = dir.join("kiln/config.toml");
+        let _ = std::fs::remove_dir_all(&dir);
+        set_in_file(&path, "base_url", "https://kiln.example/").unwrap();
+        set_in_file(&path, "api_key", "sk-test-abc").unwrap();
+        let f = load_file(&path).unwrap().unwrap();
+        assert_eq!(f, file("sk-test-abc", "https://kiln.example"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{mode:o}");
+        }
+        assert!(matches!(
+            set_in_file(&path, "colour", "blue"),
+            Err(CliError::Usage(_))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn keys_are_masked() {
+        let key = format!("sk-trial-{}", "a".repeat(44) + "ab12");
+        assert_eq!(masked(&key), "sk-trial-…ab12");
+        assert_eq!(masked("sk-test-short"), "…");
+        assert_eq!(masked("nonsense-key-of-some-length"), "…");
     }
 
     #[test]

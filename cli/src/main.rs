@@ -13,7 +13,7 @@ mod watch;
 use clap::Parser;
 
 use crate::api::Api;
-use crate::args::Cli;
+use crate::args::{Cli, Command, ConfigCommand};
 use crate::commands::Ctx;
 use crate::error::CliError;
 use crate::progress::Mode;
@@ -35,8 +35,13 @@ fn main() {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let env = |name: &str| std::env::var(name).ok();
-    let file = match config::config_path(&env) {
-        Some(path) => config::load_file(&path)?,
+    let path = config::config_path(&env);
+    if let Command::Config(ConfigCommand::Set { name, value }) = &cli.command {
+        // Works even when the file in place cannot be used as it is.
+        return commands::config_set(path.as_deref(), name, value, cli.json);
+    }
+    let file = match &path {
+        Some(path) => config::load_file(path)?,
         None => None,
     };
     let config = config::resolve(
@@ -45,6 +50,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         &env,
         file.as_ref(),
     );
+    if let Command::Config(ConfigCommand::Show) = &cli.command {
+        return commands::config_show(&config, path.as_deref(), cli.json);
+    }
     let ctx = Ctx {
         api: Api::new(&config)?,
         json: cli.json,

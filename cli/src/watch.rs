@@ -130,6 +130,90 @@ fn job_of(sse: &sse_stream::Sse) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::progress::Mode;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A one-thread HTTP server that answers its connections, in order, with `answers`
+    /// (status line and body; the body is SSE for a 200), then closes each.
+    fn server(answers: Vec<(&'static str, String)>) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut served = 0;
+            for (status, body) in answers {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).unwrap();
+                let request = String::from_utf8_lossy(&buf);
+                assert!(
+                    request.starts_with("GET /v1/jobs/job_1/stream "),
+                    "{request}"
+                );
+                assert!(
+                    request.contains("authorization: Bearer sk-test-x"),
+                    "{request}"
+                );
+                let kind = if status.starts_with("200") {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                conn.write_all(head.as_bytes()).unwrap();
+                conn.write_all(body.as_bytes()).unwrap();
+                served += 1;
+            }
+            served
+        });
+        (url, handle)
+    }
+
+    fn api(url: &str) -> Api {
+        Api::new(&Config::new(url, Some("sk-test-x"))).unwrap()
+    }
+
+    fn frame(status: &str, step: u32) -> String {
+        format!(
+            "event: {status}\ndata: {{\"id\":\"job_1\",\"object\":\"job\",\"status\":\"{status}\",\"progress\":{{\"step\":{step},\"total_steps\":8}}}}\n\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_early_is_opened_again() {
+        let (url, server) = server(vec![
+            (
+                "200 OK",
+                frame("processing", 3) + "event: ping\ndata: {}\n\n",
+            ),
+            ("503 Service Unavailable", "{}".to_owned()),
+            ("200 OK", frame("processing", 5) + &frame("completed", 8)),
+        ]);
+        let mut progress = Progress::new(Mode::Quiet);
+        let job = follow(&api(&url), "job_1", &mut progress).await.unwrap();
+        assert_eq!(job["status"], "completed");
+        assert_eq!(job["progress"]["step"], 8);
+        assert_eq!(server.join().unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_job_is_not_retried() {
+        let body = r#"{"error": {"message": "No job with this id.", "type": "not_found_error", "param": null, "code": "job_not_found"}}"#;
+        let (url, server) = server(vec![("404 Not Found", body.to_owned())]);
+        let mut progress = Progress::new(Mode::Quiet);
+        let e = follow(&api(&url), "job_1", &mut progress)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "No job with this id. (job_not_found, HTTP 404)"
+        );
+        assert_eq!(server.join().unwrap(), 1);
+    }
 
     #[test]
     fn events_carry_jobs_and_pings_do_not() {

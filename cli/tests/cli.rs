@@ -581,3 +581,76 @@ fn webhooks_secret_and_deliveries() {
         r.stderr
     );
 }
+
+#[test]
+fn the_config_file_and_what_beats_it() {
+    let key = new_account();
+    let dir = scratch();
+    let config = dir.join("kiln.toml");
+    let bare = |args: &[&str]| {
+        let mut cmd = kiln_cmd(&key, &dir, args);
+        cmd.env_remove("KILN_API_KEY")
+            .env_remove("KILN_BASE_URL")
+            .env("KILN_CONFIG", &config);
+        cmd
+    };
+    // The key from stdin (out of the shell's history), the URL as an argument.
+    let mut set_key = bare(&["config", "set", "api_key", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut set_key.stdin.take().unwrap(),
+        format!("{key}\n").as_bytes(),
+    )
+    .unwrap();
+    assert!(set_key.wait().unwrap().success());
+    assert!(bare(&["config", "set", "base_url", &env().edge])
+        .status()
+        .unwrap()
+        .success());
+
+    // Everything from the file.
+    let out = bare(&["--json", "credits"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(c["is_trial"], true);
+    let out = bare(&["config", "show"]).output().unwrap();
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(!shown.contains(&key), "the key was printed: {shown}");
+    assert!(
+        shown.contains("sk-trial-…") && shown.contains("from the config file"),
+        "{shown}"
+    );
+
+    // The environment beats the file; the flag beats both.
+    let bad = format!("sk-trial-{}{}", "A".repeat(16), "B".repeat(32));
+    let out = bare(&["credits"])
+        .env("KILN_API_KEY", &bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_api_key"));
+    let out = bare(&["credits", "--api-key", &key])
+        .env("KILN_API_KEY", &bad)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bare(&["credits"])
+        .env("KILN_BASE_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach Kiln at http://127.0.0.1:9")
+    );
+}
