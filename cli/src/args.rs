@@ -18,20 +18,30 @@ Exit codes: 0 success, 1 an error (the API's message is printed), 2 a usage erro
 #[command(name = "kiln", version, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Print the API's JSON on stdout instead of text (for scripts).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
     /// Print no progress on stderr.
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = "Global options")]
     pub quiet: bool,
 
     /// The API's base URL (beats KILN_BASE_URL and the config file).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "Global options"
+    )]
     pub base_url: Option<String>,
 
     /// The API key (beats KILN_API_KEY and the config file; prefer those: a flag can
     /// end up in the shell's history).
-    #[arg(long, global = true, value_name = "KEY")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY",
+        help_heading = "Global options"
+    )]
     pub api_key: Option<String>,
 
     #[command(subcommand)]
