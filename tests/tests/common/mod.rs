@@ -2,6 +2,9 @@
 //! processes with the sim engine) per test binary, started on free ports on first use
 //! and torn down when the binary exits. Tests isolate themselves by registering their
 //! own accounts, as separate users of one deployment would.
+//!
+//! The CLI's end-to-end tests (`cli/tests/cli.rs`) compile this file too (`#[path]`):
+//! a crate used here must also be a dev-dependency of `kiln-cli`.
 
 #![allow(dead_code)]
 
