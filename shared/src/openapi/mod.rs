@@ -18,6 +18,7 @@
 
 mod components;
 mod derived;
+mod examples;
 mod llms;
 mod op;
 mod paths;

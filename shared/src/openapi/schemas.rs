@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{derived, requests};
+use super::{derived, examples, requests};
 use crate::webhooks::EventType;
 use crate::ErrorCode;
 
@@ -11,15 +11,30 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
     vec![
         ("Error", error()),
         ("AccountRequest", account_request()),
-        ("AccountCreated", account_created()),
-        ("Credits", credits()),
+        (
+            "AccountCreated",
+            with_example(account_created(), examples::account_created()),
+        ),
+        ("Credits", with_example(credits(), examples::credits())),
         ("ImageGenerationRequest", image_generation_request()),
         ("ImageData", image_data()),
-        ("ImageGenerationResult", image_generation_result()),
-        ("JobAccepted", job_accepted()),
+        (
+            "ImageGenerationResult",
+            with_example(image_generation_result(), image_result_example()),
+        ),
+        (
+            "JobAccepted",
+            with_example(job_accepted(), job_accepted_example()),
+        ),
         ("JobStatus", job_status()),
-        ("Output", output()),
-        ("Job", job()),
+        (
+            "Output",
+            with_example(
+                output(),
+                examples::completed_video_job()["outputs"][0].clone(),
+            ),
+        ),
+        ("Job", with_example(job(), examples::completed_image_job())),
         ("Health", health()),
         ("OriginStatus", origin_status()),
         ("HealthDurableObject", health_durable_object()),
@@ -39,19 +54,46 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
         ("LedgerBenchRequest", ledger_bench_request()),
         ("LedgerBenchResult", ledger_bench_result()),
         ("ProbeBenchResult", probe_bench_result()),
-        ("ImageParams", image_params()),
-        ("VideoParams", video_params()),
-        ("JobList", job_list()),
+        (
+            "ImageParams",
+            with_example(
+                image_params(),
+                examples::completed_image_job()["params"].clone(),
+            ),
+        ),
+        (
+            "VideoParams",
+            with_example(
+                video_params(),
+                examples::completed_video_job()["params"].clone(),
+            ),
+        ),
+        (
+            "JobList",
+            with_example(
+                job_list(),
+                json!({"object": "list", "data": [examples::queued_image_job()]}),
+            ),
+        ),
         ("VideoGenerationRequest", video_generation_request()),
-        ("VideoGenerationResult", video_generation_result()),
-        ("Model", model()),
-        ("ModelList", model_list()),
+        (
+            "VideoGenerationResult",
+            with_example(video_generation_result(), video_result_example()),
+        ),
+        (
+            "Model",
+            with_example(model(), crate::catalog::models(|_| true)["data"][0].clone()),
+        ),
+        (
+            "ModelList",
+            with_example(model_list(), crate::catalog::models(|_| true)),
+        ),
         ("QueueStatus", queue_status()),
         ("Estimate", estimate()),
         ("JobStreamEvent", super::streams::job_stream_event()),
         ("Ping", super::streams::ping()),
         ("WebhookEventType", webhook_event_type()),
-        ("WebhookPayload", webhook_payload()),
+        ("WebhookPayload", with_example(webhook_payload(), webhook_payload_example())),
         ("WebhookEvent", webhook_event()),
         ("WebhookDelivery", webhook_delivery()),
         ("WebhookDeliveries", webhook_deliveries()),
@@ -481,7 +523,7 @@ fn job() -> Value {
             },
             "units": {
                 "type": "number",
-                "description": "What the job is billed by: 1 for an image (serialized `1.0`); seconds of video (`num_frames / 24`) for a video."
+                "description": "What the job is billed by: 1 for an image; seconds of video (`num_frames / 24`) for a video."
             },
             "cost_usd": {
                 "type": "number",
@@ -2189,4 +2231,47 @@ fn file() -> Value {
     formats.as_array_mut().expect("an enum").push(json!("mp4"));
     s["properties"]["format"]["enum"] = formats;
     s
+}
+
+fn with_example(mut schema: Value, example: Value) -> Value {
+    schema["example"] = example;
+    schema
+}
+
+/// The 200 answer of the image endpoint for the example job (`edge/src/api/submit.rs`).
+fn image_result_example() -> Value {
+    let job = examples::completed_image_job();
+    json!({
+        "created": 1_775_219_706,
+        "job_id": job["id"],
+        "data": [{"url": job["outputs"][0]["url"]}],
+    })
+}
+
+/// The 200 answer of the video endpoint for the example job.
+fn video_result_example() -> Value {
+    let job = examples::completed_video_job();
+    json!({
+        "created": 1_775_219_706,
+        "job_id": job["id"],
+        "data": [{"url": job["outputs"][0]["url"]}],
+    })
+}
+
+/// The 202 answer of `async_mode=true`.
+fn job_accepted_example() -> Value {
+    let job = examples::queued_image_job();
+    json!({
+        "job_id": job["id"],
+        "status": "queued",
+        "queue_position": 1,
+        "polling_url": format!("{}/v1/jobs/{}", examples::BASE_URL, job["id"].as_str().unwrap_or_default()),
+    })
+}
+
+/// A `job.completed` webhook body as `webhooks::body` writes it.
+fn webhook_payload_example() -> Value {
+    let job = examples::completed_image_job();
+    let body = crate::webhooks::body(EventType::Completed, Some("order-42"), &job);
+    serde_json::from_str(&body).expect("a webhook body is JSON")
 }

@@ -5,12 +5,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::ids::{AccountId, Filename, JobId};
-use crate::images::ImageParams;
-use crate::jobs::{JobParams, JobState, NewJob};
-use crate::origin::{EventEnvelope, OriginEvent, OutputMeta};
-use crate::video::VideoParams;
-use crate::{ApiError, ErrorCode, MicroUsd};
+use crate::{ApiError, ErrorCode};
 
 /// Every `$ref` in `v`.
 fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
@@ -368,122 +363,18 @@ fn check(name: &str, v: &Value) {
     }
 }
 
-fn new_job(params: JobParams, model: &str, workflow: &str) -> JobState {
-    JobState::new(
-        NewJob {
-            id: JobId::generate(1_775_219_700_000, [7; 10]),
-            account_id: AccountId::generate([2; 10]),
-            test_mode: false,
-            model_id: model.into(),
-            workflow: workflow.into(),
-            params,
-            input_files: vec![Filename::parse("up_abc.png").unwrap()],
-            cost: MicroUsd::from_cents(2),
-            reply_url: None,
-            reply_ref: Some("order-42".into()),
-            base_url: "https://api.example".into(),
-            webhook_progress: false,
-            webhook_started: true,
-        },
-        1_775_219_700_000,
-    )
-}
+use super::examples::job_views;
 
-fn image_job() -> JobState {
-    new_job(
-        JobParams::Image(ImageParams {
-            prompt: "a kiln".into(),
-            width: 1024,
-            height: 768,
-            steps: 20,
-            cfg: 4.0,
-            seed: 9,
-            n: 1,
-        }),
-        "flux2-dev",
-        "flux2-dev:img2img",
-    )
-}
-
-fn video_job() -> JobState {
-    new_job(
-        JobParams::Video(VideoParams {
-            prompt: "waves".into(),
-            negative_prompt: String::new(),
-            width: 960,
-            height: 544,
-            num_frames: 121,
-            fps: 24,
-            seed: 3,
-            two_stage: true,
-        }),
-        "ltx-2.3",
-        "ltx-2.3:t2v",
-    )
-}
-
-fn event(job: &mut JobState, seq: u32, event: OriginEvent) {
-    let env = EventEnvelope {
-        origin_id: "origin-1".into(),
-        attempt: job.attempt,
-        seq,
-        event,
-    };
-    job.apply(&env, 1_775_219_710_000 + i64::from(seq)).unwrap();
-}
-
-/// The job in every status, as `GET /v1/jobs/{id}` and the streams show it.
-fn job_views() -> Vec<Value> {
-    let mut views = Vec::new();
-    for (mut job, ext, video) in [(image_job(), "png", false), (video_job(), "mp4", true)] {
-        views.push(job.to_view("https://api.example", Some(1)));
-        let model_id = job.model_id.clone();
-        event(&mut job, 1, OriginEvent::LoadingModel { model_id });
-        views.push(job.to_view("https://api.example", None));
-        event(
-            &mut job,
-            2,
-            OriginEvent::Processing {
-                step: 1,
-                total_steps: 20,
-                stage: "sampling".into(),
-                stage_label: "Sampling".into(),
-            },
-        );
-        views.push(job.to_view("https://api.example", None));
-        let mut failed = job.clone();
-        let mut cancelled = job.clone();
-        let output = OutputMeta {
-            filename: Filename::output(&job.id, 0, ext),
-            content_type: if video { "video/mp4" } else { "image/png" }.into(),
-            width: 1920,
-            height: 1088,
-            duration_s: video.then_some(5.0417),
-            has_audio: video.then_some(true),
-            size_bytes: 1_482_113,
-            expires_at_ms: None,
-        };
-        event(
-            &mut job,
-            3,
-            OriginEvent::Completed {
-                outputs: vec![output],
-                engine: "sim".into(),
-                simulated: true,
-            },
-        );
-        job.set_expiry(86_400_000);
-        views.push(job.to_view("https://api.example", None));
-        failed.fail(
-            crate::jobs::FailureCode::OriginLost,
-            "lost",
-            1_775_219_720_000,
-        );
-        views.push(failed.to_view("https://api.example", None));
-        cancelled.cancel(1_775_219_720_000);
-        views.push(cancelled.to_view("https://api.example", None));
+#[test]
+fn every_schema_example_matches_its_schema() {
+    let mut checked = 0;
+    for (name, schema) in doc()["components"]["schemas"].as_object().unwrap() {
+        if let Some(example) = schema.get("example") {
+            check(name, example);
+            checked += 1;
+        }
     }
-    views
+    assert!(checked >= 20, "only {checked} examples");
 }
 
 #[test]
