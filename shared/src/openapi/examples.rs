@@ -176,6 +176,7 @@ pub(crate) fn lifecycle(mut job: JobState) -> Vec<Value> {
 }
 
 /// Every view of both example jobs.
+#[cfg(test)]
 pub(crate) fn job_views() -> Vec<Value> {
     let mut all = lifecycle(image_job());
     all.extend(lifecycle(video_job()));

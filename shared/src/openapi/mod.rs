@@ -10,9 +10,25 @@
 //! - the rules every keyed route shares (security, `X-RateLimit-*`, 401, 429) and the
 //!   `?key=` of the event streams are applied in one place ([`op`]).
 //!
-//! One function per operation ([`paths`]) and per schema ([`schemas`]): an edit to one
-//! operation is an edit to one function. `cargo xtask openapi` writes both files; a test
-//! fails when the committed ones differ.
+//! One function per operation and per schema, so an edit to one is an edit to one
+//! function:
+//!
+//! - operation `createImage` → `paths/generation.rs`, `fn create_image` (the file is the
+//!   operation's first tag, the function its `operationId` in snake case), listed in
+//!   order in `paths/mod.rs`. Its JSON is the Operation Object as it appears in the
+//!   document, minus what [`op::Op::finish`] adds: `security`, and on keyed routes 401,
+//!   429, the `X-RateLimit-*` headers and (streams) the `key` parameter. An error answer
+//!   is `err(&[codes…], json!({"description": …}))`, which adds the narrowed `Error` body;
+//! - schema `Job` → `schemas.rs`, `fn job`; request bodies → `requests.rs`; derived
+//!   wire types → `derived.rs`; stream events → `streams.rs`; code-made examples →
+//!   `examples.rs`;
+//! - shared responses, headers, parameters, security schemes → `components.rs`; the
+//!   top-level `webhooks` → `webhooks.rs`; `info`, tags → here.
+//!
+//! The written file has its keys sorted (stable whatever the build's serde_json
+//! features), so compare it with another version as JSON, not as text.
+//! `cargo xtask openapi` writes `docs/openapi.json` and `docs/llms.txt`; a test fails
+//! when the committed ones differ.
 //!
 //! Built only with the `openapi` feature, so the edge's wasm does not carry it.
 

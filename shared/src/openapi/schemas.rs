@@ -93,7 +93,10 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
         ("JobStreamEvent", super::streams::job_stream_event()),
         ("Ping", super::streams::ping()),
         ("WebhookEventType", webhook_event_type()),
-        ("WebhookPayload", with_example(webhook_payload(), webhook_payload_example())),
+        (
+            "WebhookPayload",
+            with_example(webhook_payload(), webhook_payload_example()),
+        ),
         ("WebhookEvent", webhook_event()),
         ("WebhookDelivery", webhook_delivery()),
         ("WebhookDeliveries", webhook_deliveries()),
