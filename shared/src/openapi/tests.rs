@@ -449,3 +449,42 @@ fn every_answered_code_is_declared() {
         .collect();
     assert!(missing.is_empty(), "no operation answers {missing:?}");
 }
+
+#[test]
+fn the_catalog_parameters_agree_with_the_request_schemas() {
+    // `GET /v1/models` states each model's parameters too; both come from the parsers'
+    // constants, and must say the same bounds, choices and defaults.
+    let catalog = crate::catalog::models(|_| true);
+    for model in catalog["data"].as_array().unwrap() {
+        let request = match model["kind"].as_str() {
+            Some("image") => schema("ImageGenerationRequest"),
+            Some("video") => schema("VideoGenerationRequest"),
+            other => panic!("kind {other:?}"),
+        };
+        for (field, p) in model["parameters"]["properties"].as_object().unwrap() {
+            let documented = &request["properties"][field];
+            assert!(
+                documented.is_object(),
+                "{field} is not in the request schema"
+            );
+            for key in [
+                "minimum",
+                "maximum",
+                "multipleOf",
+                "default",
+                "enum",
+                "maxLength",
+                "maxItems",
+            ] {
+                if let Some(v) = p.get(key) {
+                    assert_eq!(
+                        Some(v),
+                        documented.get(key),
+                        "{} {field}.{key}",
+                        model["id"]
+                    );
+                }
+            }
+        }
+    }
+}
