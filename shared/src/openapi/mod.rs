@@ -25,8 +25,8 @@
 //! - shared responses, headers, parameters, security schemes → `components.rs`; the
 //!   top-level `webhooks` → `webhooks.rs`; `info`, tags → here.
 //!
-//! The written file has its keys sorted (stable whatever the build's serde_json
-//! features), so compare it with another version as JSON, not as text.
+//! The written file has its keys sorted below the top level (stable whatever the build's
+//! serde_json features), so compare it with another version as JSON, not as text.
 //! `cargo xtask openapi` writes `docs/openapi.json` and `docs/llms.txt`; a test fails
 //! when the committed ones differ.
 //!
@@ -114,11 +114,38 @@ pub fn document() -> Value {
     canonical(doc)
 }
 
-/// `docs/openapi.json`: pretty, keys sorted, one trailing newline.
+/// The document's top-level fields in the order people read them.
+const TOP_LEVEL: [&str; 8] = [
+    "openapi",
+    "info",
+    "servers",
+    "security",
+    "tags",
+    "paths",
+    "webhooks",
+    "components",
+];
+
+/// `docs/openapi.json`: pretty, the top-level fields in [`TOP_LEVEL`] order and every
+/// other object's keys sorted, one trailing newline.
 pub fn document_json() -> String {
-    let mut s = serde_json::to_string_pretty(&document()).expect("a JSON value serializes");
-    s.push('\n');
-    s
+    let doc = document();
+    let fields = doc.as_object().expect("the document is an object");
+    assert_eq!(
+        fields.len(),
+        TOP_LEVEL.len(),
+        "a top-level field without a place"
+    );
+    let mut out = String::from("{\n");
+    for (i, name) in TOP_LEVEL.iter().enumerate() {
+        let value = serde_json::to_string_pretty(&fields[*name]).expect("JSON serializes");
+        // JSON strings hold no raw line breaks, so this indents lines, not text.
+        let value = value.replace('\n', "\n  ");
+        let comma = if i + 1 < TOP_LEVEL.len() { "," } else { "" };
+        out.push_str(&format!("  \"{name}\": {value}{comma}\n"));
+    }
+    out.push_str("}\n");
+    out
 }
 
 pub(crate) const DESCRIPTION: &str = "Kiln's public API as implemented. JSON in and out; errors in the OpenAI shape (`Error`). Unknown routes answer 404 `unknown_route` and known routes with another method 405 `method_not_allowed` (with an `Allow` header listing the path's methods), both in that shape. Money is shown as `*_usd` decimal numbers; times are RFC 3339 UTC. Routes that take an API key (bearerAuth) are rate-limited per key (token bucket, RATE_LIMIT_PER_MIN per minute, default 600, lowered per key by `rate_limit_per_min`); every response after a successful key check, errors included, carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`, and a key over its limit gets 429 `rate_limited` with `Retry-After`. Generation (images and video) is queued: a job waits in a fair queue until a GPU origin has a free slot; follow it by polling `GET /v1/jobs/{id}` or with the server-sent-event streams, which also accept the key as `?key=`. A job submitted with a `replyUrl` (alias `webhook_url`) gets its events POSTed there, signed per Standard Webhooks with the account's `whsec_` secret (see the top-level `webhooks` and the `WebhookPayload` schema); `GET /v1/jobs/{id}/deliveries` lists every attempt and `POST /v1/jobs/{id}/webhook` replays the terminal event. `POST /flux/v1/{model}` and `GET /flux/v1/get_result` are a BFL-style façade over the same image jobs. Prose docs: docs/api.md (section Webhooks) and docs/integrations/README.md; a summary for language models at `/llms.txt`.";
