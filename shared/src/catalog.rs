@@ -54,7 +54,7 @@ fn image_parameters() -> Value {
                     "default": images::CFG_DEFAULT},
             "seed": {"type": "integer", "minimum": -1, "maximum": images::SEED_MAX, "default": -1},
             "input_files": {"type": "array", "items": {"type": "string"}, "maxItems": images::INPUT_FILES_MAX},
-            "n": {"type": "integer", "enum": [1], "default": 1},
+            "n": {"type": "integer", "minimum": 1, "maximum": images::N_MAX, "default": 1},
             "response_format": {"type": "string", "enum": ["url", "b64_json"], "default": "url"},
         },
     })

@@ -23,6 +23,7 @@ pub const SIDE_MAX: u32 = 16_384;
 pub const PIXELS_MAX: u64 = 40_000_000;
 
 /// An accepted image format, as recognised from the bytes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {

@@ -37,6 +37,7 @@ pub const INPUT_FILES_MAX: usize = 4;
 pub const N_MAX: i64 = 4;
 
 /// What the engine needs to render an image; the seed is concrete here.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageParams {
     pub prompt: String,

@@ -13,6 +13,7 @@ use crate::fields::Fields;
 use crate::ids::{random_token, AccountId};
 
 /// What a key may do. The kind is visible in the key so clients and logs can tell.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyKind {

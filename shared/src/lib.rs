@@ -1,3 +1,4 @@
+#![cfg_attr(feature = "openapi", recursion_limit = "512")]
 //! Kiln's shared rules: everything the edge, the origin and the tests must agree on.
 //!
 //! This crate is pure — no clock, no randomness source, no I/O — so it builds for
@@ -26,6 +27,7 @@
 //! - [`signing`] — HMAC request signing used in both directions between edge and origin.
 //! - [`time`]    — RFC 3339 formatting of Unix milliseconds.
 //! - [`webhooks`] — `replyUrl` deliveries: Standard Webhooks signing, retries, SSRF guard, events.
+//! - [`openapi`] — (feature `openapi`) the OpenAPI document and `llms.txt`, built from the code.
 
 pub mod accounts;
 pub mod bfl;
@@ -40,6 +42,8 @@ pub mod images;
 pub mod jobs;
 pub mod keys;
 pub mod money;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod origin;
 pub mod query;
 pub mod queue;

@@ -38,6 +38,7 @@ pub const NEGATIVE_PROMPT_CHARS_MAX: usize = PROMPT_CHARS_MAX;
 pub const INPUT_FILES_MAX: usize = 1;
 
 /// What the engine needs to render a video; the seed is concrete here.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoParams {
     pub prompt: String,

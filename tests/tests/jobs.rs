@@ -587,6 +587,23 @@ fn every_documented_operation_is_routed() {
     assert!(checked >= 25, "only {checked} operations documented");
 }
 
+/// `/llms.txt` is the committed `docs/llms.txt`, as UTF-8 text.
+#[test]
+fn llms_txt_is_served() {
+    let r = client()
+        .get(format!("{}/llms.txt", env().edge))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "text/plain; charset=utf-8"
+    );
+    let committed =
+        std::fs::read_to_string(kiln_tests::workspace_root().join("docs/llms.txt")).unwrap();
+    assert_eq!(r.text().unwrap(), committed);
+}
+
 #[test]
 fn many_subscribers_of_one_job_all_see_it_end() {
     let key = new_account();

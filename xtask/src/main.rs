@@ -14,8 +14,11 @@
 //!   beside a bare axum round trip; then, on a fresh stack, ledger throughput on one
 //!   account and submit-path latency, each beside a minimal Worker → Durable Object
 //!   round trip.
+//! - `openapi` — writes `docs/openapi.json` and `docs/llms.txt` from the code
+//!   (`kiln_shared::openapi`); `test` fails when the committed files differ.
 
 mod bench;
+mod openapi;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +35,8 @@ const USAGE: &str = "usage: cargo xtask dev [--edge-port 8787] [--origin-port 87
                        [--engine sim|comfyui] [--comfyui-url http://127.0.0.1:8188]…
        cargo xtask test
        cargo xtask build [--release]
-       cargo xtask bench [--only origin|edge] [--jobs N] [--requests N]";
+       cargo xtask bench [--only origin|edge] [--jobs N] [--requests N]
+       cargo xtask openapi";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -47,6 +51,7 @@ fn real_main() -> Result<()> {
         Some("dev") => dev(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("openapi") if args.len() == 1 => openapi::write(),
         Some("build") => {
             let profile = match &args[1..] {
                 [] => Profile::Debug,

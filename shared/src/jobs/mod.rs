@@ -25,6 +25,11 @@ pub const ATTEMPTS_MAX: u32 = 2;
 mod options;
 pub use options::{ResponseFormat, SubmitOptions};
 
+/// `queued` (waiting for a GPU slot) → `loading_model` → `processing` → `completed`;
+/// `failed` and `cancelled` can follow any non-terminal status. `completed`, `failed`
+/// and `cancelled` are terminal. A running job whose origin stopped answering goes back
+/// to `queued` once (`attempt` 2).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
@@ -58,6 +63,7 @@ impl JobStatus {
 
 /// Why a job did not complete: the job's `error_code`, and the HTTP error a request
 /// that waited for it answers with.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureCode {
@@ -120,6 +126,7 @@ impl FailureCode {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobType {
@@ -182,6 +189,7 @@ impl JobParams {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     pub step: u32,

@@ -7,6 +7,7 @@ use super::{POLLS_MAX, REPLY_REF_LEN_MAX};
 use crate::error::{ApiError, ErrorCode};
 use crate::fields::Fields;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseFormat {

@@ -151,6 +151,7 @@ pub fn outcome(status: u16) -> Outcome {
 }
 
 /// Where an event's delivery stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {

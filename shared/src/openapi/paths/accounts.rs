@@ -1,0 +1,88 @@
+use serde_json::json;
+
+use super::prelude::*;
+
+/// `POST /v1/accounts`
+pub(crate) fn create_account() -> Op {
+    Op::new(
+        Post,
+        "/v1/accounts",
+        Public,
+        json!({
+            "operationId": "createAccount",
+            "tags": [
+                "accounts"
+            ],
+            "summary": "Register an email: a trial account with $2.00 and its first sk-trial- key",
+            "requestBody": {
+                "required": true,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "$ref": "#/components/schemas/AccountRequest"
+                        }
+                    }
+                }
+            },
+            "responses": {
+                "201": {
+                    "description": "Created. `api_key` is shown only here.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "$ref": "#/components/schemas/AccountCreated"
+                            }
+                        }
+                    }
+                },
+                "400": err(&[InvalidJson, InvalidType, MissingParameter, UnknownParameter, InvalidValue], json!({
+                    "description": "Invalid body; `param` names the field at fault: `invalid_json`, `invalid_type`, `missing_parameter` or `invalid_value` (`email`), `unknown_parameter`."
+                })),
+                "409": err(&[TrialExists], json!({
+                    "description": "`trial_exists` (param `email`): this normalised email already has a trial account."
+                })),
+                "413": {
+                    "$ref": "#/components/responses/PayloadTooLarge",
+                    "description": "`payload_too_large`: the body is over 4 KiB."
+                },
+                "415": {
+                    "$ref": "#/components/responses/UnsupportedMediaType"
+                },
+                "500": {
+                    "$ref": "#/components/responses/InternalError"
+                }
+            }
+        }),
+    )
+}
+
+/// `GET /v1/credits`
+pub(crate) fn get_credits() -> Op {
+    Op::new(
+        Get,
+        "/v1/credits",
+        Key,
+        json!({
+            "operationId": "getCredits",
+            "tags": [
+                "accounts"
+            ],
+            "summary": "The caller's account id, balance, held amount and trial status",
+            "responses": {
+                "200": {
+                    "description": "Balances.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "$ref": "#/components/schemas/Credits"
+                            }
+                        }
+                    }
+                },
+                "500": err(&[InternalError], json!({
+                    "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."
+                }))
+            }
+        }),
+    )
+}

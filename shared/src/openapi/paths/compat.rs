@@ -1,0 +1,158 @@
+use serde_json::json;
+
+use super::prelude::*;
+
+/// `POST /flux/v1/{model}`
+pub(crate) fn bfl_submit() -> Op {
+    Op::new(
+        Post,
+        "/flux/v1/{model}",
+        Key,
+        json!({
+            "operationId": "bflSubmit",
+            "tags": [
+                "compat"
+            ],
+            "summary": "BFL-style image submission (always asynchronous)",
+            "description": "The same image job as `POST /v1/images/generations?async_mode=true`: same rules, price ($0.02), hold, queue, webhooks and errors (Kiln's error shape). Always asynchronous: `?async_mode` and `Prefer` are not read and `pollForResult` has no effect. Order of checks as on the image endpoint without the mode; the BFL fields are checked with the body.",
+            "parameters": [
+                {
+                    "name": "model",
+                    "in": "path",
+                    "required": true,
+                    "schema": {
+                        "type": "string",
+                        "enum": [
+                            "flux2-dev"
+                        ]
+                    },
+                    "description": "The image model; anything else is 400 `model_not_found` (`param: model`)."
+                },
+                {
+                    "$ref": "#/components/parameters/IdempotencyKey"
+                }
+            ],
+            "requestBody": {
+                "required": true,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "$ref": "#/components/schemas/BflRequest"
+                        },
+                        "example": {
+                            "prompt": "draw a rainbow",
+                            "width": 1024,
+                            "height": 768,
+                            "guidance": 3.5
+                        }
+                    }
+                }
+            },
+            "responses": {
+                "200": {
+                    "description": "Queued.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "$ref": "#/components/schemas/BflSubmitted"
+                            }
+                        }
+                    },
+                    "headers": {
+                        "X-Kiln-Job-Id": {
+                            "$ref": "#/components/headers/X-Kiln-Job-Id"
+                        },
+                        "X-Credits-Remaining-Usd": {
+                            "$ref": "#/components/headers/X-Credits-Remaining-Usd"
+                        },
+                        "Idempotent-Replayed": {
+                            "$ref": "#/components/headers/Idempotent-Replayed"
+                        }
+                    }
+                },
+                "400": err(&[InvalidJson, InvalidType, MissingParameter, UnknownParameter, InvalidValue, InvalidDimensions, OutOfRange, ModelNotFound, InvalidReplyUrl], json!({
+                    "description": "As on the image endpoint (`param` names the field; `guidance` errors name `cfg`), plus `unknown_parameter` for `model` in the body and BFL fields Kiln does not take, `invalid_value` for `output_format` ≠ png, `prompt_upsampling` ≠ false and any `image_prompt`, `model_not_found` for the path, and `invalid_reply_url`."
+                })),
+                "402": err(&[InsufficientCredits], json!({
+                    "description": "`insufficient_credits`: available balance (balance − held) is below the price; the message states both amounts."
+                })),
+                "403": err(&[FileNotYours], json!({
+                    "description": "`file_not_yours`: an `input_files` entry is not one of your files; nothing is charged."
+                })),
+                "409": err(&[IdempotencyConflict, IdempotencyInProgress], json!({
+                    "description": "`idempotency_conflict` / `idempotency_in_progress` (`param` is `Idempotency-Key`)."
+                })),
+                "410": err(&[Expired], json!({
+                    "description": "`expired`: an `input_files` entry has expired."
+                })),
+                "413": err(&[PayloadTooLarge], json!({
+                    "description": "`payload_too_large`: the body is over 64 KiB."
+                })),
+                "415": {
+                    "$ref": "#/components/responses/UnsupportedMediaType"
+                },
+                "500": {
+                    "$ref": "#/components/responses/KeyedInternalError"
+                },
+                "503": err(&[NoCapacity, QueueFull], json!({
+                    "description": "`no_capacity`: no origin that serves the model is up; or `queue_full`: 1000 jobs are already waiting. The job failed at once and its hold was released. Retry later.",
+                    "headers": {
+                        "X-Kiln-Job-Id": {
+                            "$ref": "#/components/headers/X-Kiln-Job-Id"
+                        },
+                        "X-Credits-Remaining-Usd": {
+                            "$ref": "#/components/headers/X-Credits-Remaining-Usd"
+                        }
+                    }
+                }))
+            }
+        }),
+    )
+}
+
+/// `GET /flux/v1/get_result`
+pub(crate) fn bfl_get_result() -> Op {
+    Op::new(
+        Get,
+        "/flux/v1/get_result",
+        Key,
+        json!({
+            "operationId": "bflGetResult",
+            "tags": [
+                "compat"
+            ],
+            "summary": "BFL-style result of a job",
+            "description": "Any job of the caller's account, whichever route submitted it.",
+            "parameters": [
+                {
+                    "name": "id",
+                    "in": "query",
+                    "required": true,
+                    "schema": {
+                        "type": "string",
+                        "pattern": "^job_[0-9a-hjkmnp-tv-z]{26}$"
+                    },
+                    "description": "The job id (`id` of the submission). Missing counts as unknown (404)."
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The job in BFL's shape.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "$ref": "#/components/schemas/BflResult"
+                            }
+                        }
+                    }
+                },
+                "404": {
+                    "$ref": "#/components/responses/JobNotFound"
+                },
+                "500": {
+                    "$ref": "#/components/responses/KeyedInternalError"
+                }
+            }
+        }),
+    )
+}

@@ -1,0 +1,629 @@
+use serde_json::json;
+
+use serde_json::{Map, Value};
+
+use super::prelude::*;
+use crate::files::ImageFormat;
+use crate::ids::Filename;
+
+/// Every media type `/outputs/{filename}` serves, from the extension
+/// ([`Filename::content_type`]): the outputs' (`png`, `mp4`), the uploads' (one per
+/// [`ImageFormat`]), and `application/octet-stream` for any other.
+fn output_types() -> Vec<&'static str> {
+    let mut extensions: Vec<&str> = vec!["png", "mp4"];
+    extensions.extend(ImageFormat::ALL.iter().map(|f| f.extension()));
+    extensions.push("bin");
+    let mut types = Vec::new();
+    for ext in extensions {
+        let name = Filename::parse(&format!("file.{ext}")).expect("a filename");
+        if !types.contains(&name.content_type()) {
+            types.push(name.content_type());
+        }
+    }
+    types
+}
+
+fn output_types_description() -> String {
+    format!(
+        "From the extension: {}.",
+        output_types()
+            .iter()
+            .map(|t| format!("`{t}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The media types an upload may be (`encoding.contentType`: a comma-separated list).
+pub(crate) fn upload_types() -> String {
+    let mut types: Vec<&str> = ImageFormat::ALL.iter().map(|f| f.content_type()).collect();
+    types.dedup();
+    types.join(", ")
+}
+
+/// The body of `/outputs/{filename}`: the file's bytes, in each media type it can have.
+fn output_content() -> Value {
+    let mut content = Map::new();
+    for t in output_types() {
+        content.insert(
+            t.to_owned(),
+            json!({"schema": {"type": "string", "contentMediaType": t}}),
+        );
+    }
+    Value::Object(content)
+}
+
+/// `GET /outputs/{filename}`
+pub(crate) fn get_output() -> Op {
+    Op::new(
+        Get,
+        "/outputs/{filename}",
+        Public,
+        json!({
+            "operationId": "getOutput",
+            "tags": [
+                "files"
+            ],
+            "summary": "A generated file",
+            "description": "No authentication: output filenames contain the job id's 80 random bits and act as the capability. Files never change.",
+            "parameters": [
+                {
+                    "name": "filename",
+                    "in": "path",
+                    "required": true,
+                    "schema": {
+                        "type": "string",
+                        "maxLength": 128,
+                        "pattern": "^[a-z0-9_-]+\\.[a-z0-9]{1,5}$"
+                    }
+                },
+                {
+                    "name": "Range",
+                    "in": "header",
+                    "required": false,
+                    "schema": {
+                        "type": "string",
+                        "examples": [
+                            "bytes=0-99",
+                            "bytes=100-",
+                            "bytes=-100"
+                        ]
+                    },
+                    "description": "One `bytes=` range (start-end, start-, or -suffix; the unit is case-insensitive). An end past the last byte is clamped to it. Other units, multiple ranges and values that are not digits are ignored (200 with the whole file)."
+                },
+                {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "required": false,
+                    "schema": {
+                        "type": "string"
+                    },
+                    "description": "304 when equal to the file's ETag (exact string match; lists and weak tags are not matched)."
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The whole file.",
+                    "headers": {
+                        "Content-Type": {
+                            "schema": {
+                                "type": "string"
+                            },
+                            "description": output_types_description()
+                        },
+                        "Cache-Control": {
+                            "schema": {
+                                "type": "string",
+                                "const": "public, max-age=31536000, immutable"
+                            }
+                        },
+                        "ETag": {
+                            "schema": {
+                                "type": "string"
+                            }
+                        },
+                        "Accept-Ranges": {
+                            "schema": {
+                                "type": "string",
+                                "const": "bytes"
+                            }
+                        },
+                        "Content-Length": {
+                            "schema": {
+                                "type": "integer"
+                            }
+                        }
+                    },
+                    "content": output_content()
+                },
+                "206": {
+                    "description": "The requested range.",
+                    "headers": {
+                        "Content-Type": {
+                            "schema": {
+                                "type": "string"
+                            },
+                            "description": output_types_description()
+                        },
+                        "Cache-Control": {
+                            "schema": {
+                                "type": "string",
+                                "const": "public, max-age=31536000, immutable"
+                            }
+                        },
+                        "ETag": {
+                            "schema": {
+                                "type": "string"
+                            }
+                        },
+                        "Accept-Ranges": {
+                            "schema": {
+                                "type": "string",
+                                "const": "bytes"
+                            }
+                        },
+                        "Content-Length": {
+                            "schema": {
+                                "type": "integer"
+                            }
+                        },
+                        "Content-Range": {
+                            "schema": {
+                                "type": "string"
+                            },
+                            "description": "`bytes start-end/size`"
+                        }
+                    },
+                    "content": output_content()
+                },
+                "304": {
+                    "description": "Not modified (If-None-Match matched the ETag).",
+                    "headers": {
+                        "ETag": {
+                            "schema": {
+                                "type": "string"
+                            }
+                        }
+                    }
+                },
+                "404": err(&[FileNotFound], json!({
+                    "description": "`file_not_found`: malformed filename or no such file."
+                })),
+                "410": err(&[Expired], json!({
+                    "description": "`expired`: past the file's `expires_at`."
+                })),
+                "416": err(&[RangeNotSatisfiable], json!({
+                    "description": "`range_not_satisfiable`: the Range starts at or past the end of the file (however large the number), ends before it starts (`bytes=5-2`), is an empty suffix (`bytes=-0`), or the file is empty. In the error shape, type `invalid_request_error`.",
+                    "headers": {
+                        "Content-Range": {
+                            "schema": {
+                                "type": "string"
+                            },
+                            "description": "`bytes */size`"
+                        }
+                    }
+                })),
+                "500": {
+                    "$ref": "#/components/responses/InternalError"
+                }
+            }
+        }),
+    )
+}
+
+/// `HEAD /outputs/{filename}`
+pub(crate) fn head_output() -> Op {
+    Op::new(
+        Head,
+        "/outputs/{filename}",
+        Public,
+        json!({
+            "operationId": "headOutput",
+            "tags": [
+                "files"
+            ],
+            "summary": "Headers of a generated file",
+            "description": "No authentication: output filenames contain the job id's 80 random bits and act as the capability. Files never change.",
+            "parameters": [
+                {
+                    "name": "filename",
+                    "in": "path",
+                    "required": true,
+                    "schema": {
+                        "type": "string",
+                        "maxLength": 128,
+                        "pattern": "^[a-z0-9_-]+\\.[a-z0-9]{1,5}$"
+                    }
+                },
+                {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "required": false,
+                    "schema": {
+                        "type": "string"
+                    },
+                    "description": "304 when equal to the file's ETag (exact string match; lists and weak tags are not matched)."
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "No body. With a satisfiable Range, Content-Length is the range's length but the status stays 200 and no Content-Range is sent.",
+                    "headers": {
+                        "Content-Type": {
+                            "schema": {
+                                "type": "string"
+                            },
+                            "description": output_types_description()
+                        },
+                        "Cache-Control": {
+                            "schema": {
+                                "type": "string",
+                                "const": "public, max-age=31536000, immutable"
+                            }
+                        },
+                        "ETag": {
+                            "schema": {
+                                "type": "string"
+                            }
+                        },
+                        "Accept-Ranges": {
+                            "schema": {
+                                "type": "string",
+                                "const": "bytes"
+                            }
+                        },
+                        "Content-Length": {
+                            "schema": {
+                                "type": "integer"
+                            }
+                        }
+                    }
+                },
+                "304": {
+                    "description": "Not modified (If-None-Match matched the ETag).",
+                    "headers": {
+                        "ETag": {
+                            "schema": {
+                                "type": "string"
+                            }
+                        }
+                    }
+                },
+                "404": err(&[FileNotFound], json!({
+                    "description": "`file_not_found`: malformed filename or no such file."
+                })),
+                "410": err(&[Expired], json!({
+                    "description": "`expired`: past the file's `expires_at`."
+                })),
+                "500": {
+                    "$ref": "#/components/responses/InternalError"
+                }
+            }
+        }),
+    )
+}
+
+/// `POST /v1/uploads`
+pub(crate) fn upload_file() -> Op {
+    Op::new(
+        Post,
+        "/v1/uploads",
+        Key,
+        json!({
+            "summary": "Upload an image (PNG, APNG, JPEG, WebP, GIF), recognised from its bytes",
+            "operationId": "uploadFile",
+            "requestBody": {
+                "required": true,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": [
+                                "file"
+                            ],
+                            "properties": {
+                                "file": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": "The image; its format is read from the bytes, not from the part's `Content-Type` or name."
+                                }
+                            }
+                        },
+                        "encoding": {
+                            "file": {
+                                "contentType": upload_types()
+                            }
+                        }
+                    }
+                }
+            },
+            "tags": [
+                "files"
+            ],
+            "responses": {
+                "200": {
+                    "description": "The same bytes were uploaded before: that file, `deduplicated: true`.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "$ref": "#/components/schemas/File"
+                            }
+                        }
+                    }
+                },
+                "201": {
+                    "description": "Stored.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "$ref": "#/components/schemas/File"
+                            }
+                        }
+                    }
+                },
+                "400": err(&[MissingParameter, InvalidBody, ImageTooLarge, InvalidImage], json!({
+                    "description": "`missing_parameter` (no `file` field), `invalid_body` (unreadable multipart), `image_too_large` (a decompression bomb), `invalid_image`."
+                })),
+                "413": err(&[PayloadTooLarge], json!({
+                    "description": "`payload_too_large`: over 20 MB."
+                })),
+                "415": err(&[UnsupportedMediaType], json!({
+                    "description": "`unsupported_media_type`: not multipart, or not PNG, APNG, JPEG, WebP or GIF."
+                })),
+                "500": {
+                    "$ref": "#/components/responses/KeyedInternalError"
+                }
+            }
+        }),
+    )
+}
+
+/// `GET /v1/uploads/mine`
+pub(crate) fn list_uploads() -> Op {
+    Op::new(
+        Get,
+        "/v1/uploads/mine",
+        Key,
+        json!({
+            "summary": "Your uploads, newest first",
+            "operationId": "listUploads",
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": false,
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 100,
+                        "default": 20
+                    }
+                },
+                {
+                    "name": "offset",
+                    "in": "query",
+                    "required": false,
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": 100000,
+                        "default": 0
+                    }
+                }
+            ],
+            "tags": [
+                "files"
+            ],
+            "responses": {
+                "200": {
+                    "description": "Newest first.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "object": {
+                                        "type": "string",
+                                        "const": "list"
+                                    },
+                                    "data": {
+                                        "type": "array",
+                                        "items": {
+                                            "$ref": "#/components/schemas/File"
+                                        }
+                                    },
+                                    "has_more": {
+                                        "type": "boolean"
+                                    }
+                                }
+                            }
+                        }
+                    }
+                },
+                "400": err(&[OutOfRange], json!({
+                    "description": "`out_of_range`: `limit` or `offset`."
+                })),
+                "500": {
+                    "$ref": "#/components/responses/KeyedInternalError"
+                }
+            }
+        }),
+    )
+}
+
+/// `GET /v1/generations/mine`
+pub(crate) fn list_generations() -> Op {
+    Op::new(
+        Get,
+        "/v1/generations/mine",
+        Key,
+        json!({
+            "summary": "Your outputs, newest first",
+            "operationId": "listGenerations",
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": false,
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 100,
+                        "default": 20
+                    }
+                },
+                {
+                    "name": "offset",
+                    "in": "query",
+                    "required": false,
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": 100000,
+                        "default": 0
+                    }
+                }
+            ],
+            "tags": [
+                "files"
+            ],
+            "responses": {
+                "200": {
+                    "description": "Newest first.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "object": {
+                                        "type": "string",
+                                        "const": "list"
+                                    },
+                                    "data": {
+                                        "type": "array",
+                                        "items": {
+                                            "$ref": "#/components/schemas/File"
+                                        }
+                                    },
+                                    "has_more": {
+                                        "type": "boolean"
+                                    }
+                                }
+                            }
+                        }
+                    }
+                },
+                "400": err(&[OutOfRange], json!({
+                    "description": "`out_of_range`: `limit` or `offset`."
+                })),
+                "500": {
+                    "$ref": "#/components/responses/KeyedInternalError"
+                }
+            }
+        }),
+    )
+}
+
+/// `DELETE /v1/uploads/{id}`
+pub(crate) fn delete_upload() -> Op {
+    Op::new(
+        Delete,
+        "/v1/uploads/{id}",
+        Key,
+        json!({
+            "summary": "Delete one of your files now",
+            "operationId": "deleteUpload",
+            "parameters": [
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": true,
+                    "schema": {
+                        "type": "string"
+                    }
+                }
+            ],
+            "tags": [
+                "files"
+            ],
+            "responses": {
+                "200": {
+                    "description": "Deleted.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {
+                                        "type": "string"
+                                    },
+                                    "deleted": {
+                                        "type": "boolean"
+                                    }
+                                }
+                            }
+                        }
+                    }
+                },
+                "404": err(&[FileNotFound], json!({
+                    "description": "`file_not_found`: you have no such file."
+                })),
+                "500": {
+                    "$ref": "#/components/responses/KeyedInternalError"
+                }
+            }
+        }),
+    )
+}
+
+/// `DELETE /v1/generations/{filename}`
+pub(crate) fn delete_generation() -> Op {
+    Op::new(
+        Delete,
+        "/v1/generations/{filename}",
+        Key,
+        json!({
+            "summary": "Delete one of your files now",
+            "operationId": "deleteGeneration",
+            "parameters": [
+                {
+                    "name": "filename",
+                    "in": "path",
+                    "required": true,
+                    "schema": {
+                        "type": "string"
+                    }
+                }
+            ],
+            "tags": [
+                "files"
+            ],
+            "responses": {
+                "200": {
+                    "description": "Deleted.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {
+                                        "type": "string"
+                                    },
+                                    "deleted": {
+                                        "type": "boolean"
+                                    }
+                                }
+                            }
+                        }
+                    }
+                },
+                "404": err(&[FileNotFound], json!({
+                    "description": "`file_not_found`: you have no such file."
+                })),
+                "500": {
+                    "$ref": "#/components/responses/KeyedInternalError"
+                }
+            }
+        }),
+    )
+}

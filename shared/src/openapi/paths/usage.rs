@@ -1,0 +1,61 @@
+use serde_json::json;
+
+use super::prelude::*;
+
+/// `GET /v1/usage`
+pub(crate) fn list_usage() -> Op {
+    Op::new(
+        Get,
+        "/v1/usage",
+        Key,
+        json!({
+            "operationId": "listUsage",
+            "tags": [
+                "usage"
+            ],
+            "summary": "Charges and credits, newest first",
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": false,
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 100,
+                        "default": 50
+                    },
+                    "description": "Rows per page, 1–100 (else 400 `out_of_range`, param `limit`)."
+                },
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "required": false,
+                    "schema": {
+                        "type": "string",
+                        "pattern": "^u_[0-9]+$"
+                    },
+                    "description": "`next_cursor` of the previous page; empty means the first page. Anything not of the form `u_<n>` is 400 `invalid_value` (param `cursor`)."
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "A page.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "$ref": "#/components/schemas/UsagePage"
+                            }
+                        }
+                    }
+                },
+                "400": err(&[OutOfRange, InvalidValue], json!({
+                    "description": "`out_of_range` (`limit`) or `invalid_value` (`cursor` is not one this endpoint returned); `param` names the query parameter."
+                })),
+                "500": err(&[InternalError], json!({
+                    "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."
+                }))
+            }
+        }),
+    )
+}
