@@ -449,6 +449,25 @@ fn table(key: &str, output_path: &str) -> Vec<Case> {
             405,
             "method_not_allowed",
         ),
+        // A method the runtime has no name for is not read as GET.
+        case(
+            "QUERY on credits",
+            keyed(Method::from_bytes(b"QUERY").unwrap(), "/v1/credits", key),
+            405,
+            "method_not_allowed",
+        ),
+        case(
+            "QUERY on health",
+            edge(Method::from_bytes(b"QUERY").unwrap(), "/health"),
+            405,
+            "method_not_allowed",
+        ),
+        case(
+            "PROPFIND on an output",
+            edge(Method::from_bytes(b"PROPFIND").unwrap(), output_path),
+            405,
+            "method_not_allowed",
+        ),
     ]
 }
 
