@@ -5,12 +5,14 @@
 //!   wasm-bindgen-cli at the Cargo.lock version, npm packages).
 //! - [`build`] — builds the edge bundle and the origin binary.
 //! - [`comfyui`] — a stand-in ComfyUI 0.26.0 server for testing the origin's ComfyUI client.
+//! - [`schemathesis`] — the OpenAPI conformance run against a live stack.
 //! - [`stack`] — starts `wrangler dev` (workerd) and N origins on chosen or free ports,
 //!   with fresh signing keys, and stops them (whole process groups) on drop.
 
 pub mod build;
 pub mod comfyui;
 pub mod receiver;
+pub mod schemathesis;
 pub mod stack;
 pub mod tools;
 

@@ -9,6 +9,8 @@
 //!   against the real stack on free ports. `.ci/run` runs exactly this.
 //! - `build [--release]` — installs what is missing and builds the edge and the origin
 //!   (debug, as `dev` and `test` do; `--release` for a deploy), without starting anything.
+//! - `schemathesis` — the OpenAPI conformance run alone: Schemathesis against a fresh
+//!   stack's `/openapi.json` (docs/schemathesis.md); `test` ends with it.
 //! - `bench` — release builds on a fresh stack: ledger throughput on one account and
 //!   submit-path latency, each beside a minimal Worker → Durable Object round trip.
 
@@ -22,12 +24,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use kiln_tests::build::Profile;
 use kiln_tests::stack::{OriginEngine, Stack, StackConfig};
-use kiln_tests::{build, run, tools, workspace_root};
+use kiln_tests::{build, run, schemathesis, tools, workspace_root};
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage: cargo xtask dev [--edge-port 8787] [--origin-port 8788] [--origins N]
                        [--engine sim|comfyui] [--comfyui-url http://127.0.0.1:8188]…
        cargo xtask test
+       cargo xtask schemathesis
        cargo xtask build [--release]
        cargo xtask bench [--requests N]";
 
@@ -44,6 +47,13 @@ fn real_main() -> Result<()> {
         Some("dev") => dev(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("schemathesis-inner") => schemathesis_run(),
+        Some("schemathesis") if args.len() == 1 => {
+            tools::ensure()?;
+            build::edge(Profile::Debug)?;
+            build::origin(Profile::Debug)?;
+            schemathesis_run()
+        }
         Some("build") => {
             let profile = match &args[1..] {
                 [] => Profile::Debug,
@@ -227,6 +237,20 @@ fn dev_account(edge_url: &str) -> Result<String> {
         .context("account response without api_key")
 }
 
+/// The Schemathesis run (kiln_tests::schemathesis), in a private network namespace:
+/// this binary runs again inside one (`schemathesis-inner`, with
+/// `KILN_SCHEMATHESIS_NETNS` set), and starts the stack and Schemathesis there.
+fn schemathesis_run() -> Result<()> {
+    if std::env::var_os(schemathesis::IN_NETNS_ENV).is_some() {
+        return schemathesis::run();
+    }
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    run(&mut schemathesis::private_network_command(
+        &exe,
+        &["schemathesis-inner".to_owned()],
+    )?)
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(env!("CARGO"));
     c.current_dir(workspace_root());
@@ -267,6 +291,8 @@ fn test(args: &[String]) -> Result<()> {
     build::origin(Profile::Debug)?;
     eprintln!("kiln: unit and end-to-end tests");
     run(cargo().args(["test", "--workspace", "--exclude", "kiln-edge"]))?;
+    eprintln!("kiln: the OpenAPI conformance run (Schemathesis)");
+    schemathesis_run()?;
     eprintln!("kiln: all checks passed in {:.0?}", started.elapsed());
     Ok(())
 }
