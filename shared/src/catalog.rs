@@ -47,7 +47,7 @@ fn image_parameters() -> Value {
                       "multipleOf": images::SIDE_PX_STEP, "default": images::SIDE_PX_DEFAULT},
             "height": {"type": "integer", "minimum": images::SIDE_PX_MIN, "maximum": images::SIDE_PX_MAX,
                        "multipleOf": images::SIDE_PX_STEP, "default": images::SIDE_PX_DEFAULT},
-            "size": {"type": "string", "pattern": "^ *[0-9]+ *[xX] *[0-9]+ *$", "description": "\"WxH\", instead of width/height"},
+            "size": {"type": "string", "pattern": images::SIZE_PATTERN, "description": "\"WxH\", instead of width/height (not with them)"},
             "steps": {"type": "integer", "minimum": images::STEPS_MIN, "maximum": images::STEPS_MAX,
                       "default": images::STEPS_DEFAULT},
             "cfg": {"type": "number", "minimum": images::CFG_MIN, "maximum": images::CFG_MAX,

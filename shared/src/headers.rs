@@ -1,9 +1,10 @@
 //! The request headers the edge interprets itself: `Range` on `GET /outputs/{filename}`
 //! (RFC 9110 §14) and `Prefer: wait=N` on the generation endpoints (RFC 7240). Both
 //! take any string a client can send and never panic: every number is parsed with
-//! overflow in mind, and every answer is a value or a named error.
+//! overflow in mind, and every answer is a value: a `Range` it cannot use means the
+//! whole file, and a `Prefer` it cannot honour is ignored.
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 
 /// What to serve for a `Range` header against a representation of `size` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,44 +93,44 @@ fn position(s: &str) -> Option<Option<u64>> {
     Some(Some(s.parse::<u64>().unwrap_or(u64::MAX)))
 }
 
-/// The most `Prefer: wait=N` accepts: the sync window.
+/// The longest `Prefer: wait=N` is honoured for: the sync window. A longer wait counts
+/// as this long.
 pub const PREFER_WAIT_SECS_MAX: u64 = 90;
 
 /// Reads `Prefer` for `wait=N` (RFC 7240: comma-separated preferences, names
 /// case-insensitive, optional whitespace around `=`, optional quotes, `;` parameters;
-/// the first `wait` counts). `Ok(None)` when there is no `wait`; other preferences are
-/// not acted on. N must be 1–[`PREFER_WAIT_SECS_MAX`], else a 400 naming `Prefer`.
-pub fn prefer_wait(header: &str) -> Result<Option<u64>, ApiError> {
-    for preference in header.split(',') {
+/// only the first `wait` counts). `Some(N)` for a whole number of seconds, at most
+/// [`PREFER_WAIT_SECS_MAX`] (more counts as that: the client is willing to wait longer
+/// than Kiln holds a request open); `Some(0)` means "do not wait".
+///
+/// Never an error: RFC 7240 §2 has a server ignore a preference it does not recognise
+/// or cannot comply with "instead of signaling an error", so a `wait` whose value is not
+/// a whole number (`wait=soon`, `wait=-1`, `wait`) is ignored like any other
+/// preference, and the request runs as if it had none.
+pub fn prefer_wait(header: &str) -> Option<u64> {
+    let wait = header.split(',').find_map(|preference| {
         let head = preference.split(';').next().unwrap_or_default();
         let (name, value) = match head.split_once('=') {
             Some((n, v)) => (n.trim(), Some(v.trim())),
             None => (head.trim(), None),
         };
-        if !name.eq_ignore_ascii_case("wait") {
-            continue;
-        }
-        let value = value.unwrap_or_default();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(value);
-        let secs = value
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| value.parse::<u64>().ok())
-            .flatten()
-            .filter(|n| (1..=PREFER_WAIT_SECS_MAX).contains(n));
-        return match secs {
-            Some(n) => Ok(Some(n)),
-            None => Err(ApiError::invalid_param(
-                "Prefer",
-                ErrorCode::InvalidValue,
-                format!("`Prefer: wait=N` takes N from 1 to {PREFER_WAIT_SECS_MAX}."),
-            )),
-        };
+        name.eq_ignore_ascii_case("wait")
+            .then(|| value.unwrap_or_default())
+    })?;
+    let value = wait
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(wait);
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-    Ok(None)
+    // All digits: only too many of them fails to parse, and that is past any limit.
+    Some(
+        value
+            .parse::<u64>()
+            .unwrap_or(u64::MAX)
+            .min(PREFER_WAIT_SECS_MAX),
+    )
 }
 
 /// Checks the `Content-Type` of a JSON request body. Accepted: none at all, JSON
@@ -218,30 +219,36 @@ mod tests {
 
     #[test]
     fn prefer_wait_reads_rfc_7240() {
-        let cases: &[(&str, Result<Option<u64>, ()>)] = &[
-            ("wait=10", Ok(Some(10))),
-            ("respond-async, wait=5", Ok(Some(5))),
-            ("WAIT = 90", Ok(Some(90))),
-            ("wait=\"7\"", Ok(Some(7))),
-            ("wait=3;foo=bar", Ok(Some(3))),
-            ("wait=4, wait=1000", Ok(Some(4))),
-            ("respond-async", Ok(None)),
-            ("", Ok(None)),
-            ("waiting=5", Ok(None)),
-            ("wait=0", Err(())),
-            ("wait=91", Err(())),
-            ("wait=-1", Err(())),
-            ("wait=", Err(())),
-            ("wait", Err(())),
-            ("wait=1.5", Err(())),
-            ("wait=18446744073709551616", Err(())),
+        let cases: &[(&str, Option<u64>)] = &[
+            ("wait=10", Some(10)),
+            ("respond-async, wait=5", Some(5)),
+            ("WAIT = 90", Some(90)),
+            ("wait=\"7\"", Some(7)),
+            ("wait=3;foo=bar", Some(3)),
+            ("wait=4, wait=1000", Some(4)),
+            // Longer than Kiln waits: the most it waits.
+            ("wait=91", Some(90)),
+            ("wait=3600", Some(90)),
+            ("wait=18446744073709551616", Some(90)),
+            // Do not wait.
+            ("wait=0", Some(0)),
+            // Not a wait, or a wait that is not a whole number: ignored (RFC 7240 §2).
+            ("respond-async", None),
+            ("return=minimal", None),
+            ("", None),
+            (";", None),
+            ("waiting=5", None),
+            ("wait=-1", None),
+            ("wait=", None),
+            ("wait", None),
+            ("wait=1.5", None),
+            ("wait=soon", None),
+            ("wait=\"\"", None),
+            // Only the first `wait` counts, even when it is ignored.
+            ("wait=x, wait=5", None),
         ];
         for (header, want) in cases {
-            let got = prefer_wait(header).map_err(|e| {
-                assert_eq!(e.status(), 400);
-                assert_eq!(e.param(), Some("Prefer"));
-            });
-            assert_eq!(got, *want, "{header:?}");
+            assert_eq!(prefer_wait(header), *want, "{header:?}");
         }
     }
 
@@ -319,19 +326,14 @@ mod tests {
         }
 
         #[test]
-        fn any_prefer_header_is_a_wait_in_range_none_or_a_named_400(
+        fn any_prefer_header_is_a_wait_within_the_limit_or_nothing(
             header in prop_oneof![
                 any::<String>(),
                 "(respond-async, )?[wW][aA][iI][tT] ?= ?\"?-?[0-9]{0,25}\"?(;[a-z]+)?",
             ],
         ) {
-            match prefer_wait(&header) {
-                Ok(Some(n)) => prop_assert!((1..=PREFER_WAIT_SECS_MAX).contains(&n)),
-                Ok(None) => {}
-                Err(e) => {
-                    prop_assert_eq!(e.status(), 400);
-                    prop_assert_eq!(e.param(), Some("Prefer"));
-                }
+            if let Some(n) = prefer_wait(&header) {
+                prop_assert!(n <= PREFER_WAIT_SECS_MAX);
             }
         }
     }

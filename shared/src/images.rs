@@ -160,24 +160,21 @@ fn dimensions(f: &mut Fields) -> Result<(i64, i64), ApiError> {
             width.unwrap_or(SIDE_PX_DEFAULT),
             height.unwrap_or(SIDE_PX_DEFAULT),
         ),
+        Some(_) if width.is_some() || height.is_some() => {
+            return Err(ApiError::invalid_param(
+                "size",
+                ErrorCode::InvalidDimensions,
+                "Send `size` or `width`/`height`, not both.",
+            ))
+        }
         Some(size) => {
-            let parsed = size.split_once(['x', 'X']).and_then(|(w, h)| {
-                Some((w.trim().parse::<i64>().ok()?, h.trim().parse::<i64>().ok()?))
-            });
-            let Some((sw, sh)) = parsed else {
+            let Some((sw, sh)) = parse_size(&size) else {
                 return Err(ApiError::invalid_param(
                     "size",
                     ErrorCode::InvalidDimensions,
                     format!("`size` must look like \"1024x768\" (got {size:?})."),
                 ));
             };
-            if width.is_some_and(|w| w != sw) || height.is_some_and(|h| h != sh) {
-                return Err(ApiError::invalid_param(
-                    "size",
-                    ErrorCode::InvalidDimensions,
-                    "`size` disagrees with `width`/`height`; send one or the other.",
-                ));
-            }
             check_side("size", sw)?;
             check_side("size", sh)?;
             (sw, sh)
@@ -186,6 +183,26 @@ fn dimensions(f: &mut Fields) -> Result<(i64, i64), ApiError> {
     check_side("width", width)?;
     check_side("height", height)?;
     Ok((width, height))
+}
+
+/// The JSON Schema pattern of `size` (OpenAPI document, model catalog): each side one of
+/// the valid sides written plainly, spaces allowed around them.
+pub const SIZE_PATTERN: &str = "^ *(512|576|640|704|768|832|896|960|1024|1088|1152|1216|1280|1344|1408|1472|1536|1600|1664|1728|1792|1856|1920|1984|2048) *[xX] *(512|576|640|704|768|832|896|960|1024|1088|1152|1216|1280|1344|1408|1472|1536|1600|1664|1728|1792|1856|1920|1984|2048) *$";
+
+/// `size` as `WxH`: two whole numbers written plainly (digits, no sign, no leading
+/// zero) around an `x` or `X`, spaces allowed around each. Whether they are valid sides
+/// is [`check_side`]'s to say. Together the two accept exactly the OpenAPI document's
+/// pattern for `size`.
+pub fn parse_size(size: &str) -> Option<(i64, i64)> {
+    let (w, h) = size.split_once(['x', 'X'])?;
+    let side = |s: &str| {
+        let s = s.trim_matches(' ');
+        let plain = (1..=4).contains(&s.len())
+            && !s.starts_with('0')
+            && s.bytes().all(|b| b.is_ascii_digit());
+        plain.then(|| s.parse::<i64>().ok()).flatten()
+    };
+    Some((side(w)?, side(h)?))
 }
 
 fn check_side(param: &str, px: i64) -> Result<(), ApiError> {
@@ -386,6 +403,17 @@ mod tests {
                 "size",
                 "invalid_dimensions",
             ),
+            // `size` or `width`/`height`, never both, even when they agree.
+            (
+                json!({"prompt": "x", "size": "512x768", "width": 512}),
+                "size",
+                "invalid_dimensions",
+            ),
+            (
+                json!({"prompt": "x", "size": "512x768", "height": "768"}),
+                "size",
+                "invalid_dimensions",
+            ),
             (json!({"prompt": "x", "steps": 7}), "steps", "out_of_range"),
             (json!({"prompt": "x", "steps": 51}), "steps", "out_of_range"),
             (json!({"prompt": "x", "cfg": 0.5}), "cfg", "out_of_range"),
@@ -445,6 +473,69 @@ mod tests {
                 (400, Some(param), code),
                 "{body}"
             );
+        }
+    }
+
+    /// `size` is read exactly as the OpenAPI document's pattern says:
+    /// `^ *(side) *[xX] *(side) *$`, a side being 512–2048 in steps of 64.
+    #[test]
+    fn size_follows_the_documented_pattern() {
+        for ok in [
+            "512x512",
+            "2048X2048",
+            " 1024 x 768 ",
+            "1984x576",
+            "1024x 768",
+        ] {
+            let r = parse(json!({"prompt": "x", "size": ok})).expect(ok);
+            assert!(r.width >= 512 && r.height >= 512, "{ok}");
+        }
+        for bad in [
+            "0512x512",
+            "+512x512",
+            "512x-512",
+            "512x512x512",
+            "512*512",
+            "512",
+            "x512",
+            "\t512x512",
+            "512x512\n",
+            "5 12x512",
+            "448x512",
+            "2112x512",
+            "520x512",
+            "99999999999999999999x512",
+            "５１２x512",
+        ] {
+            let err = parse(json!({"prompt": "x", "size": bad})).expect_err(bad);
+            assert_eq!(
+                (err.param(), err.code().as_str()),
+                (Some("size"), "invalid_dimensions"),
+                "{bad:?}"
+            );
+        }
+        // `null` and `""` are absent, so they do not count as sending both.
+        let r = parse(json!({"prompt": "x", "size": "", "width": 512})).unwrap();
+        assert_eq!((r.width, r.height), (512, 1024));
+        let r = parse(json!({"prompt": "x", "size": "512x768", "width": null})).unwrap();
+        assert_eq!((r.width, r.height), (512, 768));
+    }
+
+    #[test]
+    fn the_size_pattern_lists_every_valid_side() {
+        let sides: Vec<String> = (SIDE_PX_MIN..=SIDE_PX_MAX)
+            .step_by(SIDE_PX_STEP as usize)
+            .map(|s| s.to_string())
+            .collect();
+        let alternation = format!("({})", sides.join("|"));
+        assert_eq!(
+            SIZE_PATTERN,
+            format!("^ *{alternation} *[xX] *{alternation} *$")
+        );
+        // And every number up to 4 digits is a valid side exactly when it is listed.
+        for n in 1..10_000 {
+            let ok = parse(json!({"prompt": "x", "size": format!("{n}x512")})).is_ok();
+            assert_eq!(ok, sides.contains(&n.to_string()), "{n}");
         }
     }
 

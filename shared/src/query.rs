@@ -55,6 +55,8 @@ impl Page {
 pub const USAGE_PAGE_MAX: u32 = 100;
 pub const USAGE_PAGE_DEFAULT: u32 = 50;
 const CURSOR_PREFIX: &str = "u_";
+/// The most digits a cursor has: every sequence number below 10^18 fits an `i64`.
+const CURSOR_DIGITS_MAX: usize = 18;
 
 /// One page of `GET /v1/usage`: `limit` rows older than the cursor's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -65,8 +67,9 @@ pub struct UsagePage {
 }
 
 impl UsagePage {
-    /// `limit` is 1–[`USAGE_PAGE_MAX`]; `cursor` is empty or a `next_cursor` we issued
-    /// (`u_` and a positive sequence number).
+    /// `limit` is 1–[`USAGE_PAGE_MAX`]; `cursor` is empty or a `next_cursor` we issued:
+    /// `u_` and a positive sequence number without leading zeros, at most 18 digits
+    /// (`^(u_[1-9][0-9]{0,17})?$`, as the OpenAPI document says).
     pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self, ApiError> {
         let limit = match limit {
             None => USAGE_PAGE_DEFAULT,
@@ -86,9 +89,12 @@ impl UsagePage {
             None => None,
             Some(c) => Some(
                 c.strip_prefix(CURSOR_PREFIX)
-                    .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    .filter(|n| {
+                        (1..=CURSOR_DIGITS_MAX).contains(&n.len())
+                            && !n.starts_with('0')
+                            && n.bytes().all(|b| b.is_ascii_digit())
+                    })
                     .and_then(|n| n.parse::<i64>().ok())
-                    .filter(|n| *n > 0)
                     .ok_or_else(|| {
                         ApiError::invalid_param(
                             "cursor",
@@ -130,6 +136,10 @@ mod tests {
             }
         );
         assert_eq!(
+            ok(None, Some("u_999999999999999999")).before_seq,
+            Some(999_999_999_999_999_999)
+        );
+        assert_eq!(
             ok(Some("1"), Some("u_42")),
             UsagePage {
                 limit: 1,
@@ -148,6 +158,10 @@ mod tests {
             (None, Some("u_+5"), "cursor"),
             (None, Some("u_0"), "cursor"),
             (None, Some("u_99999999999999999999"), "cursor"),
+            (None, Some("u_1000000000000000000"), "cursor"),
+            (None, Some("u_007"), "cursor"),
+            (None, Some(" u_7"), "cursor"),
+            (None, Some("U_7"), "cursor"),
         ] {
             let e = UsagePage::parse(limit, cursor).unwrap_err();
             assert_eq!(

@@ -7,6 +7,7 @@
 //! - [`comfyui`] — a stand-in ComfyUI 0.26.0 server for testing the origin's ComfyUI client.
 //! - [`edge_double`] — a stand-in for the edge's internal endpoints, with which
 //!   `cargo xtask bench` times the origin on its own.
+//! - [`schemathesis`] — the OpenAPI conformance run against a live stack.
 //! - [`stack`] — starts `wrangler dev` (workerd) and N origins on chosen or free ports,
 //!   with fresh signing keys, and stops them (whole process groups) on drop.
 
@@ -14,6 +15,7 @@ pub mod build;
 pub mod comfyui;
 pub mod edge_double;
 pub mod receiver;
+pub mod schemathesis;
 pub mod stack;
 pub mod tools;
 

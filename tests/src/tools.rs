@@ -223,34 +223,47 @@ pub fn ensure() -> Result<()> {
 }
 
 /// The project-local virtualenv (`.venv`) with the official OpenAI Python client, which
-/// the end-to-end tests drive Kiln with.
+/// the end-to-end tests drive Kiln with, and Schemathesis, which checks the edge against
+/// its OpenAPI document.
 pub fn venv_python() -> PathBuf {
     workspace_root().join(".venv/bin/python")
 }
 
-/// Creates `.venv` and installs `tests/python/requirements.txt` (pinned) when missing or
-/// stale; when that pinned set cannot be installed from the registry this machine
-/// reaches, installs the client's own pin with its dependencies resolved, said in one
-/// line.
+/// Schemathesis's command line in `.venv`.
+pub fn schemathesis_bin() -> PathBuf {
+    workspace_root().join(".venv/bin/schemathesis")
+}
+
+/// The pinned Python sets installed into `.venv`, each with the one package whose pin
+/// the fallback keeps: `tests/python/requirements.txt` (the OpenAI client) and
+/// `tests/python/schemathesis.txt`.
+const PYTHON_SETS: [(&str, &str); 2] = [
+    ("tests/python/requirements.txt", "openai"),
+    ("tests/python/schemathesis.txt", "schemathesis"),
+];
+
+/// Creates `.venv` and installs the pinned Python sets ([`PYTHON_SETS`]) when missing
+/// or stale (the stamp is older than a requirements file). When a pinned set cannot be
+/// installed from the registry this machine reaches, installs its main package's own
+/// pin with its dependencies resolved, said in one line.
 fn ensure_python_client() -> Result<()> {
     let root = workspace_root();
-    let requirements = root.join("tests/python/requirements.txt");
     let stamp = root.join(".venv/.kiln-installed");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let stamped = modified(&stamp);
     let fresh = venv_python().exists()
-        && std::fs::metadata(&stamp)
-            .and_then(|s| s.modified())
-            .ok()
-            .zip(
-                std::fs::metadata(&requirements)
-                    .and_then(|r| r.modified())
-                    .ok(),
-            )
-            .is_some_and(|(s, r)| s >= r);
+        && schemathesis_bin().exists()
+        && PYTHON_SETS.iter().all(|(file, _)| {
+            stamped
+                .zip(modified(&root.join(file)))
+                .is_some_and(|(s, r)| s >= r)
+        });
     if fresh {
         return Ok(());
     }
     eprintln!(
-        "kiln: installing the OpenAI Python client into .venv (tests/python/requirements.txt)"
+        "kiln: installing the OpenAI Python client and Schemathesis into .venv ({})",
+        PYTHON_SETS.map(|(file, _)| file).join(", ")
     );
     if !venv_python().exists() {
         run(Command::new("python3")
@@ -272,16 +285,19 @@ fn ensure_python_client() -> Result<()> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    let locked = requirements.to_string_lossy().into_owned();
-    if !pip(&["-r", &locked]) {
-        let client = std::fs::read_to_string(&requirements)?
+    for (file, package) in PYTHON_SETS {
+        let requirements = root.join(file);
+        if pip(&["-r", &requirements.to_string_lossy()]) {
+            continue;
+        }
+        let pin = std::fs::read_to_string(&requirements)?
             .lines()
-            .find(|l| l.starts_with("openai=="))
+            .find(|l| l.starts_with(&format!("{package}==")))
             .map(str::to_owned)
-            .context("tests/python/requirements.txt pins no openai")?;
-        eprintln!("kiln: the pinned Python set does not install here; installing {client} with its dependencies resolved");
-        if !pip(&[&client]) {
-            bail!("installing the OpenAI Python client failed (see pip's output above)");
+            .with_context(|| format!("{file} pins no {package}"))?;
+        eprintln!("kiln: the pinned Python set {file} does not install here; installing {pin} with its dependencies resolved");
+        if !pip(&[&pin]) {
+            bail!("installing {pin} failed (see pip's output above)");
         }
     }
     std::fs::write(&stamp, b"")?;

@@ -217,21 +217,46 @@ fn refused_uploads_get_the_error_shape_and_store_nothing() {
         "{}",
         r.body
     );
-    let form = Form::new().text("other", "x");
-    let r = reply(
-        client()
-            .post(format!("{}/v1/uploads", env().edge))
-            .bearer_auth(&key)
-            .multipart(form)
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(
-        (r.status, error_of(&r)),
-        (400, ("missing_parameter".into(), Some("file".into()))),
-        "{}",
-        r.body
-    );
+    // The form has one field, `file`: another field or two files are 400s, and so is a
+    // form with no part at all, which cannot be read (RFC 2046 wants one part).
+    let multipart = |form: Form| {
+        reply(
+            client()
+                .post(format!("{}/v1/uploads", env().edge))
+                .bearer_auth(&key)
+                .multipart(form)
+                .send()
+                .unwrap(),
+        )
+    };
+    let file = || Part::bytes(png(8, 8, 1)).file_name("a.png");
+    let forms: Vec<(Form, &str, Option<&str>)> = vec![
+        (Form::new(), "invalid_body", None),
+        (
+            Form::new().text("other", "x"),
+            "unknown_parameter",
+            Some("other"),
+        ),
+        (
+            Form::new().part("file", file()).text("purpose", "x"),
+            "unknown_parameter",
+            Some("purpose"),
+        ),
+        (
+            Form::new().part("file", file()).part("file", file()),
+            "invalid_value",
+            Some("file"),
+        ),
+    ];
+    for (form, code, param) in forms {
+        let r = multipart(form);
+        assert_eq!(
+            (r.status, error_of(&r)),
+            (400, (code.into(), param.map(str::to_owned))),
+            "{}",
+            r.body
+        );
+    }
     let list = get("/v1/uploads/mine", &key);
     assert_eq!(list.body["data"], Value::Array(vec![]), "{}", list.body);
 }
@@ -596,6 +621,23 @@ fn edits_refuse_bad_parts_by_name_and_charge_nothing() {
             400,
             "out_of_range",
             Some("n"),
+        ),
+        (
+            Form::new()
+                .part("image", Part::bytes(png(16, 16, 1)).file_name("a.png"))
+                .part("image[]", Part::bytes(png(16, 16, 2)).file_name("b.png"))
+                .text("prompt", "x"),
+            400,
+            "invalid_value",
+            Some("image"),
+        ),
+        (
+            Form::new()
+                .part("image", Part::bytes(png(16, 16, 1)).file_name("a.png"))
+                .text("prompt", ""),
+            400,
+            "invalid_value",
+            Some("prompt"),
         ),
     ];
     for (form, status, code, param) in cases {

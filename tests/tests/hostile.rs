@@ -255,21 +255,7 @@ fn table(key: &str, output_path: &str) -> Vec<Case> {
             "invalid_value",
             "Idempotency-Key",
         ),
-        // Prefer: wait=N out of range, huge, negative.
-        param_case(
-            "prefer wait past u64",
-            json_post("/v1/images/generations", key, r#"{"prompt":"x"}"#)
-                .header("prefer", "wait=18446744073709551616"),
-            "invalid_value",
-            "Prefer",
-        ),
-        param_case(
-            "prefer wait negative",
-            json_post("/v1/images/generations", key, r#"{"prompt":"x"}"#)
-                .header("prefer", "wait=-1"),
-            "invalid_value",
-            "Prefer",
-        ),
+        // `Prefer` is never an error (RFC 7240 §2): images.rs checks its values.
         // Query parameters.
         param_case(
             "async_mode of invalid UTF-8",
@@ -446,6 +432,25 @@ fn table(key: &str, output_path: &str) -> Vec<Case> {
         case(
             "PUT on an output",
             edge(Method::PUT, output_path),
+            405,
+            "method_not_allowed",
+        ),
+        // A method the runtime has no name for is not read as GET.
+        case(
+            "QUERY on credits",
+            keyed(Method::from_bytes(b"QUERY").unwrap(), "/v1/credits", key),
+            405,
+            "method_not_allowed",
+        ),
+        case(
+            "QUERY on health",
+            edge(Method::from_bytes(b"QUERY").unwrap(), "/health"),
+            405,
+            "method_not_allowed",
+        ),
+        case(
+            "PROPFIND on an output",
+            edge(Method::from_bytes(b"PROPFIND").unwrap(), output_path),
             405,
             "method_not_allowed",
         ),

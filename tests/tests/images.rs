@@ -322,24 +322,52 @@ fn invalid_parameters_get_400_naming_the_param_and_cost_nothing() {
             "{body}"
         );
     }
-    let prefer = reply(
-        client()
-            .post(format!("{}/v1/images/generations", env().edge))
-            .bearer_auth(&key)
-            .header("prefer", "wait=500")
-            .json(&json!({"prompt": "x"}))
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(
-        (prefer.status, error_of(&prefer).1.as_deref()),
-        (400, Some("Prefer"))
-    );
     let c = credits(&key);
     assert_eq!(
         (c["balance_usd"].clone(), c["held_usd"].clone()),
         (json!(2), json!(0))
     );
+}
+
+/// `Prefer` follows RFC 7240: never an error. Past 90 s a wait counts as 90, `wait=0`
+/// answers at once, and a wait that is not a whole number is ignored (the request is
+/// then synchronous), as is every other preference.
+#[test]
+fn prefer_is_honoured_where_it_can_be_and_otherwise_ignored() {
+    let key = test_key(&new_account());
+    let submit = |prefer: &str| {
+        reply(
+            client()
+                .post(format!("{}/v1/images/generations", env().edge))
+                .bearer_auth(&key)
+                .header("prefer", prefer)
+                .json(&json!({"prompt": "a kiln", "steps": 8}))
+                .send()
+                .unwrap(),
+        )
+    };
+    for (prefer, status) in [
+        ("wait=500", 200),
+        ("wait=soon", 200),
+        ("wait=-1", 200),
+        ("wait=18446744073709551616", 200),
+        ("respond-async, return=minimal", 200),
+        ("", 200),
+        ("wait=0", 202),
+    ] {
+        let r = submit(prefer);
+        assert_eq!(r.status, status, "{prefer:?}: {}", r.body);
+        if status == 200 {
+            assert!(
+                r.body["data"][0]["url"].is_string(),
+                "{prefer:?}: {}",
+                r.body
+            );
+        } else {
+            // `wait=0` answers like `async_mode=true`.
+            assert!(r.body["polling_url"].is_string(), "{prefer:?}: {}", r.body);
+        }
+    }
 }
 
 #[test]

@@ -16,6 +16,8 @@
 //!   round trip.
 //! - `openapi` — writes `docs/openapi.json` and `docs/llms.txt` from the code
 //!   (`kiln_shared::openapi`); `test` fails when the committed files differ.
+//! - `schemathesis` — the OpenAPI conformance run alone: Schemathesis against a fresh
+//!   stack's `/openapi.json` (docs/schemathesis.md).
 
 mod bench;
 mod openapi;
@@ -28,12 +30,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use kiln_tests::build::Profile;
 use kiln_tests::stack::{OriginEngine, Stack, StackConfig};
-use kiln_tests::{build, run, tools, workspace_root};
+use kiln_tests::{build, run, schemathesis, tools, workspace_root};
 use serde_json::{json, Value};
 
 const USAGE: &str = "usage: cargo xtask dev [--edge-port 8787] [--origin-port 8788] [--origins N]
                        [--engine sim|comfyui] [--comfyui-url http://127.0.0.1:8188]…
        cargo xtask test
+       cargo xtask schemathesis
        cargo xtask build [--release]
        cargo xtask bench [--only origin|edge] [--jobs N] [--requests N]
        cargo xtask openapi";
@@ -52,6 +55,13 @@ fn real_main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("openapi") if args.len() == 1 => openapi::write(),
+        Some("schemathesis-inner") => schemathesis_run(),
+        Some("schemathesis") if args.len() == 1 => {
+            tools::ensure()?;
+            build::edge(Profile::Debug)?;
+            build::origin(Profile::Debug)?;
+            schemathesis_run()
+        }
         Some("build") => {
             let profile = match &args[1..] {
                 [] => Profile::Debug,
@@ -235,6 +245,20 @@ fn dev_account(edge_url: &str) -> Result<String> {
         .context("account response without api_key")
 }
 
+/// The Schemathesis run (kiln_tests::schemathesis), in a private network namespace:
+/// this binary runs again inside one (`schemathesis-inner`, with
+/// `KILN_SCHEMATHESIS_NETNS` set), and starts the stack and Schemathesis there.
+fn schemathesis_run() -> Result<()> {
+    if std::env::var_os(schemathesis::IN_NETNS_ENV).is_some() {
+        return schemathesis::run();
+    }
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    run(&mut schemathesis::private_network_command(
+        &exe,
+        &["schemathesis-inner".to_owned()],
+    )?)
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(env!("CARGO"));
     c.current_dir(workspace_root());
@@ -275,6 +299,8 @@ fn test(args: &[String]) -> Result<()> {
     build::origin(Profile::Debug)?;
     eprintln!("kiln: unit and end-to-end tests");
     run(cargo().args(["test", "--workspace", "--exclude", "kiln-edge"]))?;
+    eprintln!("kiln: the OpenAPI conformance run (Schemathesis)");
+    schemathesis_run()?;
     eprintln!("kiln: all checks passed in {:.0?}", started.elapsed());
     Ok(())
 }

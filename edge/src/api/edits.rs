@@ -1,6 +1,6 @@
 //! `POST /v1/images/edits`: OpenAI's image-edit call, so the official `openai` clients'
 //! `images.edit` works against Kiln. A multipart body with the reference image(s) in
-//! `image` or `image[]` (1–4), `prompt`, and optionally `size`, `n`, `response_format`
+//! `image` or `image[]` (1–4, one of the two names), `prompt`, and optionally `size`, `n`, `response_format`
 //! and `model` (`flux2-dev`); it runs FLUX.2 img2img with those references. Each image
 //! is stored as one of the caller's uploads (deduplicated), then the request goes
 //! through the image endpoint's rules, price (`n` × $0.02), hold and modes, and answers
@@ -30,10 +30,16 @@ pub async fn handle_edit(mut req: Request, env: &Env, caller: &Caller) -> EdgeRe
     )
     .await?;
     let mut images = Vec::new();
+    let mut image_names: Vec<String> = Vec::new();
     let mut fields = Map::new();
     for part in parts {
         match part.name.as_str() {
-            "image" | "image[]" => images.push(part),
+            "image" | "image[]" => {
+                if !image_names.contains(&part.name) {
+                    image_names.push(part.name.clone());
+                }
+                images.push(part)
+            }
             name if TEXT_FIELDS.contains(&name) => {
                 let text = String::from_utf8(part.bytes).map_err(|_| {
                     ApiError::invalid_param(
@@ -60,6 +66,14 @@ pub async fn handle_edit(mut req: Request, env: &Env, caller: &Caller) -> EdgeRe
                 .into())
             }
         }
+    }
+    if image_names.len() > 1 {
+        return Err(ApiError::invalid_param(
+            "image",
+            ErrorCode::InvalidValue,
+            "Send the reference images in `image` or in `image[]`, not both.",
+        )
+        .into());
     }
     if images.is_empty() || images.len() > INPUT_FILES_MAX {
         return Err(ApiError::invalid_param(

@@ -1,4 +1,4 @@
-//! The account's files: `POST /v1/uploads` (multipart field `file`), `GET
+//! The account's files: `POST /v1/uploads` (one multipart field, `file`), `GET
 //! /v1/uploads/mine` and `GET /v1/generations/mine` (newest first, `limit`/`offset`),
 //! `DELETE /v1/uploads/{id}` and `DELETE /v1/generations/{filename}`.
 //!
@@ -203,7 +203,31 @@ pub async fn handle_upload(mut req: Request, env: &Env, caller: &Caller) -> Edge
         "Send the file as multipart/form-data, in a field named `file`.",
     )
     .await?;
-    let Some(file) = parts.into_iter().find(|p| p.name == "file") else {
+    // One field, `file`: anything else is refused by name, like an unknown JSON field.
+    let mut file = None;
+    for part in parts {
+        if part.name != "file" {
+            return Err(ApiError::invalid_param(
+                &part.name,
+                ErrorCode::UnknownParameter,
+                format!(
+                    "`{}` is not a field of this endpoint; send the file in `file`.",
+                    part.name
+                ),
+            )
+            .into());
+        }
+        if file.is_some() {
+            return Err(ApiError::invalid_param(
+                "file",
+                ErrorCode::InvalidValue,
+                "Send one file per upload.",
+            )
+            .into());
+        }
+        file = Some(part);
+    }
+    let Some(file) = file else {
         return Err(ApiError::invalid_param(
             "file",
             ErrorCode::MissingParameter,

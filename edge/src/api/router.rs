@@ -130,13 +130,17 @@ fn resolve<'a>(segments: &[&'a str]) -> Option<(Resolved<'a>, &'static [Method])
 }
 
 pub async fn route(req: Request, env: Env) -> Response {
+    // `Request::method` reads every method it has no variant for (QUERY, PROPFIND, …)
+    // as GET; the method as sent decides, so those are 405 like any other.
+    let sent = req.inner().method();
     let method = req.method();
+    let known = method.as_ref() == sent;
     let path = req.path();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let result = match resolve(&segments) {
-        None => Err(ApiError::route_not_found(method.as_ref(), &path).into()),
-        Some((_, allowed)) if !allowed.contains(&method) => {
-            return method_not_allowed(&method, &path, allowed);
+        None => Err(ApiError::route_not_found(&sent, &path).into()),
+        Some((_, allowed)) if !known || !allowed.contains(&method) => {
+            return method_not_allowed(&sent, &path, allowed);
         }
         Some((Resolved::Public(route), _)) => public(route, req, env).await,
         Some((Resolved::Keyed(route), _)) => keyed(route, req, env).await,
@@ -145,8 +149,8 @@ pub async fn route(req: Request, env: Env) -> Response {
 }
 
 /// 405 in the API's error shape, with the `Allow` header RFC 9110 requires.
-fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Response {
-    let resp = EdgeError::from(ApiError::method_not_allowed(method.as_ref(), path)).into_response();
+fn method_not_allowed(method: &str, path: &str, allowed: &[Method]) -> Response {
+    let resp = EdgeError::from(ApiError::method_not_allowed(method, path)).into_response();
     let allow = allow_header(allowed);
     if let Err(e) = resp.headers().set("allow", &allow) {
         worker::console_error!("setting Allow: {e}");

@@ -7,8 +7,9 @@
 //! - default (sync): wait up to the sync window (90 s) for the result, OpenAI Images
 //!   shape; still running then → 202 with the job object and `Location`.
 //! - `?async_mode=true`: 202 at once with `{job_id, status}`.
-//! - `Prefer: wait=N` (1–90) or `pollForResult: n` (n × 3 s): wait that long, then
-//!   answer like async.
+//! - `Prefer: wait=N` (N s, at most 90; `wait=0` is async; anything else in `Prefer` is
+//!   ignored, RFC 7240) or `pollForResult: n` (n × 3 s): wait that long, then answer
+//!   like async.
 //!
 //! A job that fails or times out answers 500/503/504 and its hold is released.
 
@@ -58,10 +59,15 @@ fn mode(req: &Request, env: &Env, options: &SubmitOptions) -> EdgeResult<Mode> {
             return Ok(Mode::Async);
         }
     }
-    if let Some(wait) = req.headers().get("prefer")?.as_deref().map(prefer_wait) {
-        if let Some(n) = wait? {
-            return Ok(Mode::Wait(n));
-        }
+    match req
+        .headers()
+        .get("prefer")?
+        .as_deref()
+        .and_then(prefer_wait)
+    {
+        Some(0) => return Ok(Mode::Async),
+        Some(n) => return Ok(Mode::Wait(n)),
+        None => {}
     }
     if let Some(polls) = options.poll_for_result {
         return Ok(Mode::Wait(u64::from(polls) * POLL_SECS));
