@@ -13,10 +13,10 @@
 //! the terminal event (`completed` or `failed`) arrived (the handler started: the whole
 //! body had been read). Bounded: the latest 4096 jobs, bodies up to 64 MiB, loopback only.
 
+use crate::background::BackgroundServer;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -30,7 +30,6 @@ use kiln_shared::origin::{EventAck, EventEnvelope, OriginEvent, HEARTBEAT_PATH};
 use kiln_shared::signing::{
     Keyring, ReceivedHeaders, HEADER_KEY_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
-use tokio::sync::oneshot;
 
 const MAX_JOBS: usize = 4096;
 const MAX_REFUSED: usize = 64;
@@ -125,8 +124,8 @@ impl Shared {
 pub struct EdgeStandIn {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Stops the server (and its thread) when the stand-in is dropped.
+    _server: BackgroundServer,
 }
 
 impl EdgeStandIn {
@@ -136,7 +135,6 @@ impl EdgeStandIn {
         let keys = Keyring::parse(origin_to_edge_keys)
             .map_err(|e| anyhow!("the origin→edge keyring: {e}"))?;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding loopback")?;
-        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             keys,
@@ -153,49 +151,17 @@ impl EdgeStandIn {
             .route("/noop", get(|| async { StatusCode::OK }))
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(shared.clone());
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-        let thread = std::thread::Builder::new()
-            .name(format!("edge-stand-in-{}", addr.port()))
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("tokio runtime: {e}")));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(format!("listener: {e}")));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(()));
-                    tokio::select! {
-                        _ = axum::serve(listener, app) => {}
-                        _ = stop_rx => {}
-                    }
-                });
-                rt.shutdown_timeout(Duration::from_millis(500));
-            })
-            .context("spawning the stand-in's thread")?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(anyhow!(e)),
-            Err(_) => return Err(anyhow!("the stand-in's thread ended before it was ready")),
-        }
+        let server = BackgroundServer::start(
+            format!("edge-stand-in-{}", addr.port()),
+            listener,
+            move |listener| async move {
+                let _ = axum::serve(listener, app).await;
+            },
+        )?;
         Ok(EdgeStandIn {
             addr,
             shared,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            _server: server,
         })
     }
 
@@ -247,17 +213,6 @@ impl EdgeStandIn {
     /// Origin calls refused for their signature (the latest 64): none is expected.
     pub fn refused(&self) -> Vec<String> {
         self.shared.lock().refused.iter().cloned().collect()
-    }
-}
-
-impl Drop for EdgeStandIn {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

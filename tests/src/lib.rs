@@ -3,6 +3,7 @@
 //!
 //! - [`tools`] — installs what a fresh machine lacks (wasm target, pinned worker-build,
 //!   wasm-bindgen-cli at the Cargo.lock version, npm packages).
+//! - [`background`] — a test server on its own thread and runtime, stopped on drop.
 //! - [`build`] — builds the edge bundle and the origin binary.
 //! - [`comfyui`] — a stand-in ComfyUI 0.26.0 server for testing the origin's ComfyUI client.
 //! - [`edge_double`] — a stand-in for the edge's internal endpoints, with which
@@ -11,6 +12,7 @@
 //! - [`stack`] — starts `wrangler dev` (workerd) and N origins on chosen or free ports,
 //!   with fresh signing keys, and stops them (whole process groups) on drop.
 
+pub mod background;
 pub mod build;
 pub mod comfyui;
 pub mod edge_double;

@@ -85,16 +85,16 @@ mod media;
 mod state;
 mod ws;
 
+use crate::background::BackgroundServer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::{Map, Value};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 
 pub use self::ids::is_canonical_uuid;
 use self::state::{Inner, Shared};
@@ -220,8 +220,8 @@ pub struct PromptTiming {
 pub struct FakeComfyUi {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Stops the server (and its thread) when the fake is dropped.
+    _server: BackgroundServer,
 }
 
 impl FakeComfyUi {
@@ -238,7 +238,6 @@ impl FakeComfyUi {
                 .insert(file.clone());
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding loopback")?;
-        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             opts: options,
@@ -251,60 +250,29 @@ impl FakeComfyUi {
             down: AtomicBool::new(false),
             delay_ms: AtomicU64::new(0),
         });
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let sh = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("fake-comfyui-{}", addr.port()))
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("tokio runtime: {e}")));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(format!("listener: {e}")));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(()));
-                    let app = http::router(sh.clone());
-                    let server = axum::serve(
-                        http::DownListener {
-                            inner: listener,
-                            shared: sh.clone(),
-                        },
-                        app,
-                    );
-                    tokio::select! {
-                        _ = server => {}
-                        _ = exec::executor(sh) => {}
-                        _ = stop_rx => {}
-                    }
-                });
-                // Open websockets and a waiting run end here.
-                rt.shutdown_timeout(Duration::from_millis(500));
-            })
-            .context("spawning the server thread")?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(anyhow!(e)),
-            Err(_) => return Err(anyhow!("the server thread ended before it was ready")),
-        }
+        let server = BackgroundServer::start(
+            format!("fake-comfyui-{}", addr.port()),
+            listener,
+            move |listener| async move {
+                let app = http::router(sh.clone());
+                let server = axum::serve(
+                    http::DownListener {
+                        inner: listener,
+                        shared: sh.clone(),
+                    },
+                    app,
+                );
+                tokio::select! {
+                    _ = server => {}
+                    _ = exec::executor(sh) => {}
+                }
+            },
+        )?;
         Ok(FakeComfyUi {
             addr,
             shared,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            _server: server,
         })
     }
 
@@ -437,16 +405,5 @@ impl FakeComfyUi {
             .iter()
             .find(|(id, _)| id == prompt_id)
             .map(|(_, v)| v.clone())
-    }
-}
-
-impl Drop for FakeComfyUi {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
