@@ -34,7 +34,11 @@ use crate::engine::comfyui::settings::{self, ModelFiles, SamplerSettings};
 use super::ConfigError;
 
 /// The models the comfyui engine can serve.
-pub const SERVABLE: &[&str] = &["flux2-dev", "ltx-2.3", "ltx-2.3-fast"];
+pub const SERVABLE: &[&str] = &[
+    kiln_shared::images::DEFAULT_MODEL,
+    kiln_shared::video::MODEL_FULL,
+    kiln_shared::video::MODEL_FAST,
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComfyConfig {

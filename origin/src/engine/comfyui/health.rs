@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use kiln_shared::origin::{ComfyServerHealth, ModelFileHealth};
 use serde_json::Value;
 
-use super::template::Pipeline;
 use super::{schema, ComfyEngine, Server, PINNED_VERSION};
 
 /// At the default 5 s poll, a full check every minute while all is well.
@@ -57,15 +56,6 @@ impl ServerState {
             model_files: self.model_files.clone(),
             checked_at: self.checked_at_ms.map(kiln_shared::time::rfc3339),
         }
-    }
-}
-
-/// The Kiln model a pipeline runs.
-pub fn model_of(p: Pipeline) -> &'static str {
-    match p {
-        Pipeline::Flux2Text | Pipeline::Flux2Reference => "flux2-dev",
-        Pipeline::LtxT2v | Pipeline::LtxI2v => "ltx-2.3",
-        Pipeline::LtxFastT2v | Pipeline::LtxFastI2v => "ltx-2.3-fast",
     }
 }
 
@@ -195,7 +185,7 @@ async fn full_check(
         }
     };
     for (pipeline, filled) in samples {
-        if !engine.serves(model_of(pipeline)) {
+        if !engine.serves(pipeline.model_id()) {
             continue;
         }
         if let Err(found) = schema::check(&filled.graph, &object_info) {

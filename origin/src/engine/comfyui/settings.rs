@@ -98,18 +98,18 @@ impl ModelFiles {
     /// the engine does not run.
     pub fn for_model(&self, model_id: &str) -> Vec<(ModelFolder, &str)> {
         match model_id {
-            "flux2-dev" => vec![
+            kiln_shared::images::DEFAULT_MODEL => vec![
                 (ModelFolder::DiffusionModels, self.flux2_unet.as_str()),
                 (ModelFolder::TextEncoders, self.flux2_text_encoder.as_str()),
                 (ModelFolder::Vae, self.flux2_vae.as_str()),
             ],
-            "ltx-2.3" => vec![
+            kiln_shared::video::MODEL_FULL => vec![
                 (ModelFolder::Checkpoints, self.ltx_checkpoint.as_str()),
                 (ModelFolder::TextEncoders, self.ltx_text_encoder.as_str()),
                 (ModelFolder::Loras, self.ltx_lora.as_str()),
                 (ModelFolder::LatentUpscaleModels, self.ltx_upscaler.as_str()),
             ],
-            "ltx-2.3-fast" => vec![
+            kiln_shared::video::MODEL_FAST => vec![
                 (ModelFolder::Checkpoints, self.ltx_fast_checkpoint.as_str()),
                 (ModelFolder::TextEncoders, self.ltx_text_encoder.as_str()),
                 (ModelFolder::LatentUpscaleModels, self.ltx_upscaler.as_str()),

@@ -52,6 +52,15 @@ impl Pipeline {
         })
     }
 
+    /// The Kiln model it runs.
+    pub fn model_id(self) -> &'static str {
+        match self {
+            Pipeline::Flux2Text | Pipeline::Flux2Reference => images::DEFAULT_MODEL,
+            Pipeline::LtxT2v | Pipeline::LtxI2v => video::MODEL_FULL,
+            Pipeline::LtxFastT2v | Pipeline::LtxFastI2v => video::MODEL_FAST,
+        }
+    }
+
     /// The template file stem.
     pub fn name(self) -> &'static str {
         match self {
