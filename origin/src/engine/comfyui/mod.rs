@@ -64,10 +64,7 @@ pub struct ComfyEngine {
     /// Which servers run a job now (by index).
     busy: Mutex<Vec<bool>>,
     templates: Result<Templates, String>,
-    /// The Kiln models served.
-    serve: Vec<String>,
-    models: ModelFiles,
-    samplers: SamplerSettings,
+    /// The URLs, the models served, model files, sampler settings and timeouts.
     config: ComfyConfig,
 }
 
@@ -85,16 +82,13 @@ impl ComfyEngine {
             busy: Mutex::new(vec![false; servers.len()]),
             servers,
             templates: Templates::builtin().map_err(|e| e.to_string()),
-            serve: config.serve.clone(),
-            models: config.models.clone(),
-            samplers: config.samplers.clone(),
             config: config.clone(),
         }
     }
 
     /// The Kiln model ids served.
     pub fn models(&self) -> Vec<String> {
-        self.serve.clone()
+        self.config.serve.clone()
     }
 
     /// Models every ready server has had loaded, sorted. ComfyUI does not say what it
@@ -231,13 +225,13 @@ impl ComfyEngine {
             .as_ref()
             .map_err(|e| EngineError::Internal(format!("templates: {e}")))?;
         let pipeline = Pipeline::for_job(job)
-            .filter(|_| self.serve.contains(&job.model_id))
+            .filter(|_| self.config.serve.contains(&job.model_id))
             .ok_or_else(|| {
                 EngineError::Failed(format!(
                     "This GPU origin does not run `{}` ({}); it serves {}.",
                     job.model_id,
                     job.workflow,
-                    self.serve.join(", ")
+                    self.config.serve.join(", ")
                 ))
             })?;
         let lease = self.lease().ok_or_else(|| {
@@ -250,8 +244,8 @@ impl ComfyEngine {
             server,
             templates,
             pipeline,
-            models: &self.models,
-            samplers: &self.samplers,
+            models: &self.config.models,
+            samplers: &self.config.samplers,
             job_timeout: self.config.job_timeout,
         }
         .run(job, inputs, progress, stop)
@@ -278,15 +272,15 @@ impl ComfyEngine {
     }
 
     pub(crate) fn serves(&self, model: &str) -> bool {
-        self.serve.iter().any(|m| m == model)
+        self.config.serve.iter().any(|m| m == model)
     }
 
     pub(crate) fn model_files(&self) -> &ModelFiles {
-        &self.models
+        &self.config.models
     }
 
     pub(crate) fn samplers(&self) -> &SamplerSettings {
-        &self.samplers
+        &self.config.samplers
     }
 }
 
