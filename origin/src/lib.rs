@@ -36,11 +36,16 @@ pub mod startup;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The wall clock in Unix seconds, as request signatures use it; kiln-shared takes time
-/// as an argument, so this is the one place the origin reads it for signing.
-pub(crate) fn unix_secs_now() -> i64 {
+/// The wall clock in Unix milliseconds; kiln-shared takes time as an argument, so this
+/// is the one place the origin reads it (for signatures and for `/health` timestamps).
+pub(crate) fn unix_ms_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// The wall clock in Unix seconds, as request signatures use it.
+pub(crate) fn unix_secs_now() -> i64 {
+    unix_ms_now() / 1000
 }

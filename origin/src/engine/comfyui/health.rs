@@ -64,7 +64,7 @@ pub async fn check(server: &Server, engine: &ComfyEngine, round: u64) {
     let url = server.client.base().to_owned();
     let before = server.state().clone();
     let mut next = before.clone();
-    next.checked_at_ms = Some(now_ms());
+    next.checked_at_ms = Some(crate::unix_ms_now());
     match server.client.system_stats().await {
         Err(e) => {
             next.reachable = false;
@@ -215,11 +215,4 @@ fn summarize(problems: &[String]) -> Option<String> {
         shown.push_str(&format!(" (and {} more)", problems.len() - PROBLEMS_SHOWN));
     }
     Some(shown)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
