@@ -639,6 +639,27 @@ fn edits_refuse_bad_parts_by_name_and_charge_nothing() {
             "invalid_value",
             Some("prompt"),
         ),
+        (
+            Form::new()
+                .part("image", Part::bytes(png(16, 16, 1)).file_name("a.png"))
+                .text("prompt", "x")
+                .text("size", "100x100"),
+            400,
+            "invalid_dimensions",
+            Some("size"),
+        ),
+        (
+            Form::new()
+                .part("image", Part::bytes(png(16, 16, 1)).file_name("a.png"))
+                .part(
+                    "image",
+                    Part::bytes(b"GIF89a\x01".to_vec()).file_name("b.gif"),
+                )
+                .text("prompt", "x"),
+            400,
+            "invalid_image",
+            Some("image"),
+        ),
     ];
     for (form, status, code, param) in cases {
         let r = edit(form);
@@ -655,4 +676,6 @@ fn edits_refuse_bad_parts_by_name_and_charge_nothing() {
         micros(&before["balance_usd"])
     );
     assert_eq!(micros(&after["held_usd"]), 0);
+    // Refused before any image is stored: no upload is left behind.
+    assert_eq!(listed("/v1/uploads/mine", &key), 0);
 }

@@ -6,7 +6,8 @@
 //! through the image endpoint's rules, price (`n` × $0.02), hold and modes, and answers
 //! in the OpenAI Images shape.
 
-use kiln_shared::images::INPUT_FILES_MAX;
+use kiln_shared::files::probe;
+use kiln_shared::images::{ImageRequest, INPUT_FILES_MAX};
 use kiln_shared::{ApiError, ErrorCode};
 use serde_json::{Map, Value};
 use worker::{Env, Request, Response};
@@ -86,6 +87,23 @@ pub async fn handle_edit(mut req: Request, env: &Env, caller: &Caller) -> EdgeRe
             format!("Send 1–{INPUT_FILES_MAX} reference images in `image` (or `image[]`)."),
         )
         .into());
+    }
+    // Bad input changes nothing: the request is checked (with stand-in names for the
+    // images) and every image read before the first one is stored.
+    let stand_ins = (0..images.len())
+        .map(|i| Value::String(format!("up_check{i}.png")))
+        .collect();
+    let mut checked = fields.clone();
+    checked.insert("input_files".into(), Value::Array(stand_ins));
+    ImageRequest::parse(Value::Object(checked).to_string().as_bytes())?;
+    for image in &images {
+        probe(&image.bytes).map_err(|e| {
+            if e.param().is_none() {
+                e.with_param("image")
+            } else {
+                e
+            }
+        })?;
     }
     let mut input_files = Vec::with_capacity(images.len());
     for image in images {
