@@ -170,11 +170,15 @@ impl DispatcherDo {
                 problem TEXT)",
             None,
         )?;
-        // Tables made before origins could report a problem gain the column; on newer
-        // ones this fails with "duplicate column", which is the point.
-        let _ = self
-            .sql
-            .exec("ALTER TABLE origins ADD COLUMN problem TEXT", None);
+        // Tables made before origins could report a problem gain the column.
+        let has_problem = self.count(
+            "SELECT COUNT(*) AS n FROM pragma_table_info('origins') WHERE name = ?",
+            vec!["problem".into()],
+        )?;
+        if has_problem == 0 {
+            self.sql
+                .exec("ALTER TABLE origins ADD COLUMN problem TEXT", None)?;
+        }
         self.sql.exec(
             "CREATE TABLE IF NOT EXISTS jobs (
                 job_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, model_id TEXT NOT NULL,
