@@ -57,6 +57,8 @@ pub const USAGE_PAGE_DEFAULT: u32 = 50;
 const CURSOR_PREFIX: &str = "u_";
 /// The most digits a cursor has: every sequence number below 10^18 fits an `i64`.
 const CURSOR_DIGITS_MAX: usize = 18;
+/// What [`UsagePage::parse`] takes as a cursor, as a pattern (the OpenAPI document's).
+pub const CURSOR_PATTERN: &str = "^(u_[1-9][0-9]{0,17})?$";
 
 /// One page of `GET /v1/usage`: `limit` rows older than the cursor's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -69,7 +71,7 @@ pub struct UsagePage {
 impl UsagePage {
     /// `limit` is 1–[`USAGE_PAGE_MAX`]; `cursor` is empty or a `next_cursor` we issued:
     /// `u_` and a positive sequence number without leading zeros, at most 18 digits
-    /// (`^(u_[1-9][0-9]{0,17})?$`, as the OpenAPI document says).
+    /// ([`CURSOR_PATTERN`]).
     pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self, ApiError> {
         let limit = match limit {
             None => USAGE_PAGE_DEFAULT,

@@ -221,9 +221,9 @@ pub(crate) fn parameters() -> Vec<(&'static str, Value)> {
                 "name": "Prefer",
                 "in": "header",
                 "required": false,
-                "schema": {"type": "string", "pattern": "wait=[0-9]+", "examples": ["wait=30"]},
+                "schema": {"type": "string", "examples": ["wait=30"]},
                 "description": format!(
-                    "`wait=N`, N from 1 to {max}: wait up to N s for the result (200), else 202 like async. Other values of wait are 400 `invalid_value` (param `Prefer`); other preferences are ignored (RFC 7240).",
+                    "RFC 7240 preferences. `wait=N` (N whole seconds; only the first `wait` counts): wait up to N s for the result (200), else 202 like async. N over {max} counts as {max}; `wait=0` answers at once like `async_mode=true`. A `wait` that is not a whole number, and every other preference, is ignored (RFC 7240 §2): never an error.",
                     max = crate::headers::PREFER_WAIT_SECS_MAX
                 )
             }),

@@ -55,6 +55,19 @@ pub(crate) const FILENAME_PATTERN: &str = "^[a-z0-9_-]+\\.[a-z0-9]{1,5}$";
 /// [`crate::ids::JobId`]: `job_` and 26 lowercase Crockford base32 characters.
 pub(crate) const JOB_ID_PATTERN: &str = "^job_[0-9a-hjkmnp-tv-z]{26}$";
 
+// Character classes are spelled out (controls are Unicode Cc, U+0000–001F and
+// U+007F–009F; whitespace is Unicode White_Space), never `\s`, which ECMA 262 and the
+// tools that read the document understand differently.
+
+/// A label: no control characters ([`crate::keys::KeyCreate::parse`]).
+pub(crate) const NO_CONTROLS_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// A prompt ([`crate::fields`]' prompt check): no control characters but `\t`, `\n`,
+/// `\r`, and not only whitespace.
+pub(crate) const PROMPT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$";
+/// `replyUrl`'s shape as far as a pattern can tell ([`crate::webhooks::check_shape`]):
+/// `http(s)://`, a host without `@` (no credentials), no whitespace or controls.
+pub(crate) const REPLY_URL_PATTERN: &str = "^[hH][tT][tT][pP][sS]?://[^/?#@\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+([/?#][^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*)?$";
+
 /// The document's version (`info.version`).
 pub const VERSION: &str = "0.5.0";
 

@@ -17,13 +17,67 @@ use super::derived;
 /// The lenient-body rules every hand-parsed body shares ([`crate::fields`]).
 const LENIENT: &str = "Lenient for no-code tools: a string holding a number is accepted where a number is expected (`\"1024\"`), `\"true\"`/`\"false\"` where a boolean is, and `null` or an empty string counts as absent. Unknown fields are rejected with 400 `unknown_parameter`.";
 
-fn prompt() -> Value {
+pub(crate) fn prompt() -> Value {
     json!({
         "type": "string",
         "minLength": 1,
         "maxLength": images::PROMPT_CHARS_MAX,
+        "pattern": super::PROMPT_PATTERN,
         "description": format!("1–{} characters, not only whitespace; no control characters but line breaks and tabs.", images::PROMPT_CHARS_MAX),
     })
+}
+
+/// An optional field of a lenient body: `null`, and for strings `""`, count as absent
+/// ([`crate::fields`]), so the schema admits them too.
+fn absent_allowed(mut schema: Value) -> Value {
+    let Some(ty) = schema
+        .get("type")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return schema;
+    };
+    schema["type"] = json!([ty, "null"]);
+    if let Some(values) = schema.get_mut("enum").and_then(Value::as_array_mut) {
+        if ty == "string" {
+            values.push(json!(""));
+        }
+        values.push(Value::Null);
+    } else if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+        if ty == "string" {
+            schema["pattern"] = json!(format!("^$|{pattern}"));
+        }
+    }
+    schema
+}
+
+/// Every property but the required ones through [`absent_allowed`].
+fn lenient(props: Map<String, Value>, required: &[&str]) -> Map<String, Value> {
+    props
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if required.contains(&k.as_str()) {
+                v
+            } else {
+                absent_allowed(v)
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// `not` of these: `size` (a non-empty string) together with `width` or `height` (not
+/// null) is 400 `invalid_dimensions` ([`images::ImageRequest::parse`]); `also` adds
+/// other pairs that may not come together.
+fn exclusive(also: &[[&str; 2]]) -> Value {
+    let mut any: Vec<Value> = also.iter().map(|pair| json!({"required": pair})).collect();
+    for side in ["width", "height"] {
+        any.push(json!({
+            "required": ["size", side],
+            "properties": {"size": {"type": "string", "minLength": 1}, side: {"not": {"type": "null"}}}
+        }));
+    }
+    json!({"anyOf": any})
 }
 
 fn seed() -> Value {
@@ -64,7 +118,7 @@ fn reply_url(description: &str) -> Value {
     json!({
         "type": "string",
         "maxLength": jobs::REPLY_URL_LEN_MAX,
-        "pattern": "^https?://[^/?#\\s]+",
+        "pattern": super::REPLY_URL_PATTERN,
         "description": description,
     })
 }
@@ -123,8 +177,8 @@ fn submit_options(props: &mut Map<String, Value>, allow_b64: bool) {
     );
 }
 
-/// `POST /v1/images/generations` ([`images::ImageRequest::parse`]).
-pub(crate) fn image_generation_request() -> Value {
+/// The fields of `POST /v1/images/generations`, before [`lenient`].
+fn image_props() -> Map<String, Value> {
     let mut props = Map::new();
     props.insert("prompt".into(), prompt());
     props.insert(
@@ -137,9 +191,9 @@ pub(crate) fn image_generation_request() -> Value {
         "size".into(),
         json!({
             "type": "string",
-            "pattern": "^\\s*[0-9]+\\s*[xX]\\s*[0-9]+\\s*$",
+            "pattern": images::SIZE_PATTERN,
             "examples": ["1024x768"],
-            "description": "OpenAI-style `WxH`, an alternative to width/height with the same rules. If width or height is also sent it must agree."
+            "description": format!("OpenAI-style `WxH` (`x` or `X`, spaces allowed around the numbers): each side {}–{} and a multiple of {}, written plainly. Instead of `width`/`height`: sending both is 400 `invalid_dimensions`.", images::SIDE_PX_MIN, images::SIDE_PX_MAX, images::SIDE_PX_STEP)
         }),
     );
     props.insert(
@@ -168,12 +222,18 @@ pub(crate) fn image_generation_request() -> Value {
         }),
     );
     submit_options(&mut props, true);
+    props
+}
+
+/// `POST /v1/images/generations` ([`images::ImageRequest::parse`]).
+pub(crate) fn image_generation_request() -> Value {
     json!({
         "type": "object",
         "required": ["prompt"],
         "additionalProperties": false,
+        "not": exclusive(&[]),
+        "properties": lenient(image_props(), &["prompt"]),
         "description": format!("FLUX.2-dev, ${} per image. {LENIENT}", images::PRICE_PER_IMAGE.to_usd_string()),
-        "properties": props,
         "example": {"prompt": "a kiln at dawn", "width": 1024, "height": 768},
     })
 }
@@ -224,10 +284,9 @@ pub(crate) fn video_generation_request() -> Value {
         "num_frames".into(),
         json!({
             "type": "integer",
-            "minimum": video::FRAMES_MIN,
-            "maximum": video::FRAMES_MAX,
+            "enum": (video::FRAMES_MIN..=video::FRAMES_MAX).step_by(video::FRAMES_STEP as usize).collect::<Vec<_>>(),
             "default": video::FRAMES_DEFAULT,
-            "description": format!("Of the form {}n+1 ({}, {}, …, {}); else 400 `invalid_num_frames`, whose message names the nearest valid values (100 → 97 or 105).", video::FRAMES_STEP, video::FRAMES_MIN, video::FRAMES_MIN + video::FRAMES_STEP, video::FRAMES_MAX)
+            "description": format!("{}–{} and of the form {}n+1 ({}, {}, …, {}); else 400 `invalid_num_frames`, whose message names the nearest valid values (100 → 97 or 105).", video::FRAMES_MIN, video::FRAMES_MAX, video::FRAMES_STEP, video::FRAMES_MIN, video::FRAMES_MIN + video::FRAMES_STEP, video::FRAMES_MAX)
         }),
     );
     props.insert(
@@ -251,6 +310,7 @@ pub(crate) fn video_generation_request() -> Value {
         "type": "object",
         "required": ["prompt"],
         "additionalProperties": false,
+        "anyOf": video_sizes(),
         "description": format!(
             "LTX-2.3 text-to-video (image-to-video with `input_files`), ${} per second of video: ceil(num_frames × {} / {}) micro-dollars ({} frames → ${}; {} → ${}; {} → ${}). Same lenient body rules as images (numbers as strings, null or \"\" = absent); unknown fields (including the image fields `steps`, `cfg`, `size`, `n`) are 400 `unknown_parameter`.",
             crate::MicroUsd::from_micros(video::MICROS_PER_SECOND as i64).to_usd_string(),
@@ -259,29 +319,80 @@ pub(crate) fn video_generation_request() -> Value {
             video::FRAMES_MIN, price(video::FRAMES_MIN as u32),
             video::FRAMES_MAX, price(video::FRAMES_MAX as u32),
         ),
-        "properties": props,
+        "properties": lenient(props, &["prompt"]),
         "example": {"prompt": "waves at dusk", "model": video::MODEL_FAST, "num_frames": 49},
     })
 }
 
+/// `width` and `height` of a video are one of [`video::SIZES`] together; either may be
+/// left out only for the default size.
+fn video_sizes() -> Value {
+    let (w0, h0) = video::SIZE_DEFAULT;
+    let mut any = vec![json!({
+        "description": format!("{w0}×{h0} (either side may be left out: the default is {w0}×{h0})"),
+        "properties": {"width": {"enum": [w0, null]}, "height": {"enum": [h0, null]}}
+    })];
+    any.extend(
+        video::SIZES
+            .iter()
+            .filter(|s| **s != video::SIZE_DEFAULT)
+            .map(|(w, h)| {
+                json!({
+                    "description": format!("{w}×{h}"),
+                    "required": ["width", "height"],
+                    "properties": {"width": {"const": w}, "height": {"const": h}}
+                })
+            }),
+    );
+    json!(any)
+}
+
 /// `POST /flux/v1/{model}` ([`crate::bfl::translate`], then the image parser).
 pub(crate) fn bfl_request() -> Value {
+    let mut props = image_props();
+    props.remove("model");
+    props["width"] = with_description(
+        side(),
+        format!("A multiple of {} (BFL allows 32).", images::SIDE_PX_STEP),
+    );
+    props["pollForResult"]["description"] =
+        json!("Validated (1–20) but without effect: the façade always answers at once.");
+    props["webhook_url"]["description"] =
+        json!("Kiln's alias of `replyUrl`: Kiln's signed webhooks (Standard Webhooks), not BFL's.");
+    props.insert(
+        "guidance".into(),
+        with_description(cfg(), "Kiln's `cfg`; errors name `cfg`.".into()),
+    );
+    props.insert(
+        "output_format".into(),
+        json!({"type": "string", "pattern": "^([pP][nN][gG])?$",
+               "description": "Only PNG is produced: `png` in any case, or empty."}),
+    );
+    props.insert(
+        "image_prompt".into(),
+        json!({"type": "string", "maxLength": 0,
+               "description": "Not available (Redux): only empty or null; an image is 400 `invalid_value`."}),
+    );
+    let mut props = lenient(props, &["prompt"]);
+    // Not through `lenient`: `false` also as a string, in any case.
+    props.insert(
+        "prompt_upsampling".into(),
+        json!({
+            "anyOf": [
+                {"type": "boolean", "const": false},
+                {"type": "null"},
+                {"type": "string", "pattern": "^([fF][aA][lL][sS][eE])?$"}
+            ],
+            "description": "Not offered: only false (`false`, `\"false\"` in any case, empty or null)."
+        }),
+    );
     json!({
         "type": "object",
         "required": ["prompt"],
         "description": "A BFL-style body, translated into an image request (`ImageGenerationRequest`) for the model in the path: `guidance` is renamed `cfg`, and every other field is passed on with the image endpoint's rules, so Kiln's own fields (`steps`, `cfg`, `size`, `replyUrl`, `webhook_url`, `replyRef`, `webhook_events`, …) work and other BFL fields (`safety_tolerance`, `aspect_ratio`, `raw`, `webhook_secret`, …) are 400 `unknown_parameter`. A `model` field is 400 `unknown_parameter` (the model is in the path). `output_format` other than `png` (or empty), `prompt_upsampling` other than false (`false`, `\"false\"` or empty), a non-empty `image_prompt`, and `guidance` together with `cfg` are 400 `invalid_value`.",
-        "properties": {
-            "prompt": prompt(),
-            "width": with_description(side(), format!("A multiple of {} (BFL allows 32).", images::SIDE_PX_STEP)),
-            "height": side(),
-            "seed": seed(),
-            "guidance": with_description(cfg(), "Kiln's `cfg`; errors name `cfg`.".into()),
-            "output_format": {"type": ["string", "null"], "enum": ["png", null], "description": "Only PNG is produced."},
-            "prompt_upsampling": {"type": ["boolean", "null"], "enum": [false, null], "description": "Not offered: only false."},
-            "image_prompt": {"not": {}, "description": "Not available (Redux): any value is 400 `invalid_value`."},
-            "webhook_url": reply_url("Kiln's alias of `replyUrl`: Kiln's signed webhooks (Standard Webhooks), not BFL's."),
-        },
-        "additionalProperties": true,
+        "properties": props,
+        "additionalProperties": false,
+        "not": exclusive(&[["guidance", "cfg"]]),
         "example": {"prompt": "draw a rainbow", "width": 1024, "height": 768, "guidance": 3.5, "output_format": "png"},
     })
 }
@@ -293,30 +404,35 @@ fn with_description(mut schema: Value, description: String) -> Value {
 
 /// `POST /v1/keys` ([`keys::KeyCreate::parse`]).
 pub(crate) fn key_create_request() -> Value {
+    let props = json!({
+        "label": {
+            "type": "string",
+            "maxLength": keys::LABEL_CHARS_MAX,
+            "pattern": super::NO_CONTROLS_PATTERN,
+            "default": "default",
+            "description": format!("At most {} characters, no control characters (else 400 `invalid_value`). `\"\"`/`null` mean the default.", keys::LABEL_CHARS_MAX)
+        },
+        "mode": {
+            "type": "string",
+            "enum": ["live", "test"],
+            "default": "live",
+            "description": "`test` creates an `sk-test-` key (free, test mode). `live` creates an `sk-trial-` key on a trial account, `sk-gen-` on a paid one. Other values: 400 `invalid_value`."
+        },
+        "rate_limit_per_min": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": keys::LIMIT_PER_MIN_MAX,
+            "description": format!("1–{} (a string holding an integer is accepted too, as everywhere); out of range is 400 `out_of_range`. Can only lower the deployment's RATE_LIMIT_PER_MIN.", keys::LIMIT_PER_MIN_MAX)
+        }
+    });
+    let Value::Object(props) = props else {
+        unreachable!("an object")
+    };
     json!({
         "type": "object",
         "additionalProperties": false,
         "description": "All fields optional; an empty body counts as `{}`. Unknown fields are 400 `unknown_parameter`.",
-        "properties": {
-            "label": {
-                "type": "string",
-                "maxLength": keys::LABEL_CHARS_MAX,
-                "default": "default",
-                "description": format!("At most {} characters, no control characters (else 400 `invalid_value`). `\"\"`/`null` mean the default.", keys::LABEL_CHARS_MAX)
-            },
-            "mode": {
-                "type": "string",
-                "enum": ["live", "test"],
-                "default": "live",
-                "description": "`test` creates an `sk-test-` key (free, test mode). `live` creates an `sk-trial-` key on a trial account, `sk-gen-` on a paid one. Other values: 400 `invalid_value`."
-            },
-            "rate_limit_per_min": {
-                "type": ["integer", "string"],
-                "minimum": 1,
-                "maximum": keys::LIMIT_PER_MIN_MAX,
-                "description": format!("1–{} (a string holding an integer is accepted); out of range is 400 `out_of_range`. Can only lower the deployment's RATE_LIMIT_PER_MIN.", keys::LIMIT_PER_MIN_MAX)
-            }
-        },
+        "properties": lenient(props, &[]),
         "example": {"label": "n8n", "rate_limit_per_min": 60},
     })
 }

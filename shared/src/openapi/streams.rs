@@ -1,16 +1,15 @@
 //! The event streams' bodies (`text/event-stream`). OpenAPI 3.1 has no keyword for the
-//! items of a stream, so each stream's Media Type Object carries `x-itemSchema`: the
-//! schema of one event, as OpenAPI 3.2's `itemSchema` models Server-Sent Events (an
-//! object with `event` and `data`, `data` a string whose `contentSchema` is the
-//! payload). `schema` stays `{"type": "string"}`, the body as 3.1 tools read it.
+//! items of a stream; as tools read 3.1 documents (Schemathesis among them), a stream's
+//! `schema` describes one event, modelled as OpenAPI 3.2's `itemSchema` models
+//! Server-Sent Events: an object with `event` and `data`, `data` a string whose
+//! `contentSchema` is the payload.
 
 use serde_json::{json, Value};
 
 /// A stream's Media Type Object, with its example.
 pub(crate) fn event_stream(example: &str) -> Value {
     json!({
-        "schema": {"type": "string"},
-        "x-itemSchema": {"$ref": "#/components/schemas/JobStreamEvent"},
+        "schema": {"$ref": "#/components/schemas/JobStreamEvent"},
         "example": example,
     })
 }
@@ -59,6 +58,7 @@ pub(crate) fn ping() -> Value {
     json!({
         "type": "object",
         "required": ["ts"],
+        "additionalProperties": false,
         "description": "Sent every SSE_PING_SECS (15 s by default).",
         "properties": {"ts": {"type": "string", "format": "date-time"}},
         "example": {"ts": "2026-04-03T12:35:15Z"}

@@ -299,6 +299,11 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), Stri
             return Err(format!("{at}: {n} > {max}"));
         }
     }
+    if let Some(not) = schema.get("not") {
+        if validate(doc, not, v, at).is_ok() {
+            return Err(format!("{at}: {v} matches `not` {not}"));
+        }
+    }
     if let Some(all) = schema["allOf"].as_array() {
         for s in all {
             validate(doc, s, v, at)?;
@@ -327,7 +332,12 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), Stri
             match props.and_then(|p| p.get(k)) {
                 Some(s) => validate(doc, s, x, &format!("{at}.{k}"))?,
                 None if schema["additionalProperties"] == false
-                    || (props.is_some() && schema.get("additionalProperties").is_none()) =>
+                    || (props.is_some()
+                        && (schema["type"] == "object"
+                            || schema["type"]
+                                .as_array()
+                                .is_some_and(|t| t.contains(&json!("object"))))
+                        && schema.get("additionalProperties").is_none()) =>
                 {
                     // A key the document does not list: the document is incomplete.
                     return Err(format!("{at}: {k} is not documented"));
@@ -476,14 +486,27 @@ fn the_catalog_parameters_agree_with_the_request_schemas() {
                 "maxLength",
                 "maxItems",
             ] {
-                if let Some(v) = p.get(key) {
-                    assert_eq!(
-                        Some(v),
-                        documented.get(key),
-                        "{} {field}.{key}",
-                        model["id"]
-                    );
-                }
+                let Some(v) = p.get(key) else { continue };
+                // An optional field's enum also holds `""`/`null` (absent); a field
+                // documented by the list of its values has that list's bounds.
+                let values: Option<Vec<&Value>> = documented.get("enum").map(|e| {
+                    e.as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|v| !v.is_null() && **v != json!(""))
+                        .collect()
+                });
+                let found = match (key, &values) {
+                    ("enum", Some(values)) => Some(json!(values)),
+                    ("minimum", Some(values)) if documented.get(key).is_none() => {
+                        values.first().map(|v| (*v).clone())
+                    }
+                    ("maximum", Some(values)) if documented.get(key).is_none() => {
+                        values.last().map(|v| (*v).clone())
+                    }
+                    _ => documented.get(key).cloned(),
+                };
+                assert_eq!(Some(v), found.as_ref(), "{} {field}.{key}", model["id"]);
             }
         }
     }

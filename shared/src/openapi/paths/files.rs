@@ -327,7 +327,8 @@ pub(crate) fn upload_file() -> Op {
                                     "format": "binary",
                                     "description": "The image; its format is read from the bytes, not from the part's `Content-Type` or name."
                                 }
-                            }
+                            },
+                            "additionalProperties": false
                         },
                         "encoding": {
                             "file": {
@@ -361,8 +362,8 @@ pub(crate) fn upload_file() -> Op {
                         }
                     }
                 },
-                "400": err(&[MissingParameter, InvalidBody, ImageTooLarge, InvalidImage], json!({
-                    "description": "`missing_parameter` (no `file` field), `invalid_body` (unreadable multipart), `image_too_large` (a decompression bomb), `invalid_image`."
+                "400": err(&[MissingParameter, UnknownParameter, InvalidValue, InvalidBody, ImageTooLarge, InvalidImage], json!({
+                    "description": "`missing_parameter` (no `file` field), `unknown_parameter` (any other field), `invalid_value` (more than one `file`), `invalid_body` (unreadable multipart), `image_too_large` (a decompression bomb), `invalid_image`."
                 })),
                 "413": err(&[PayloadTooLarge], json!({
                     "description": "`payload_too_large`: over 20 MB."

@@ -340,31 +340,15 @@ pub(crate) fn edit_image() -> Op {
                             ],
                             "properties": {
                                 "image": {
-                                    "description": format!("1–{} reference images (also accepted as `image[]`), each stored as one of your uploads (deduplicated).", images::INPUT_FILES_MAX),
-                                    "oneOf": [
-                                        {
-                                            "type": "string",
-                                            "format": "binary"
-                                        },
-                                        {
-                                            "type": "array",
-                                            "items": {
-                                                "type": "string",
-                                                "format": "binary"
-                                            },
-                                            "minItems": 1,
-                                            "maxItems": images::INPUT_FILES_MAX
-                                        }
-                                    ]
-                                },
-                                "prompt": {
                                     "type": "string",
-                                    "minLength": 1,
-                                    "maxLength": images::PROMPT_CHARS_MAX
+                                    "format": "binary",
+                                    "description": format!("A reference image (PNG, APNG, JPEG, WebP or GIF), stored as one of your uploads (deduplicated): repeat the part for 1–{} images. Clients that send a list may name the parts `image[]` instead, but not both names in one request (400 `invalid_value`).", images::INPUT_FILES_MAX)
                                 },
+                                "prompt": crate::openapi::requests::prompt(),
                                 "size": {
                                     "type": "string",
-                                    "description": "`WxH` or `auto`."
+                                    "pattern": format!("^$|^(auto|{})$", images::SIZE_PATTERN.trim_start_matches('^').trim_end_matches('$')),
+                                    "description": "`WxH` (as `size` of the image endpoint) or `auto` (the default size); empty is absent."
                                 },
                                 "n": {
                                     "type": "integer",
@@ -386,7 +370,8 @@ pub(crate) fn edit_image() -> Op {
                                     "type": "string",
                                     "description": "Accepted and ignored."
                                 }
-                            }
+                            },
+                            "additionalProperties": false
                         },
                         "encoding": {
                             "image": {

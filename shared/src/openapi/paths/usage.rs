@@ -33,9 +33,9 @@ pub(crate) fn list_usage() -> Op {
                     "required": false,
                     "schema": {
                         "type": "string",
-                        "pattern": "^u_[0-9]+$"
+                        "pattern": crate::query::CURSOR_PATTERN
                     },
-                    "description": "`next_cursor` of the previous page; empty means the first page. Anything not of the form `u_<n>` is 400 `invalid_value` (param `cursor`)."
+                    "description": "`next_cursor` of the previous page (`u_` and a positive number, no leading zero); empty means the first page. Anything else is 400 `invalid_value` (param `cursor`)."
                 }
             ],
             "responses": {
