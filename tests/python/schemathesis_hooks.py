@@ -12,22 +12,25 @@ are not strings, are left as generated: they are what the negative cases test.
 """
 
 import base64
+import json
 import os
+import pathlib
 import re
 
 import schemathesis
 from hypothesis import strategies as st
 
 RECEIVER = os.environ["KILN_SCHEMATHESIS_RECEIVER"]
-# The pattern and maxLength of `replyUrl` and `webhook_url` in docs/openapi.json, with
-# `\Z` for `$` (Python's `$` also matches before a final line break, ECMA 262's does not).
-# The excluded characters are spelled out (Unicode White_Space and controls), never `\s`,
-# which Python and ECMA 262 read differently.
-_NOT_TEXT = r"\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-DOCUMENTED = re.compile(
-    r"^[hH][tT][tT][pP][sS]?://[^/?#@" + _NOT_TEXT + r"]+([/?#][^" + _NOT_TEXT + r"]*)?\Z"
-)
-LENGTH_MAX = 2048
+# The pattern and maxLength of `replyUrl` (and its alias `webhook_url`), read from the
+# committed docs/openapi.json, with `\Z` for the final `$` (Python's `$` also matches
+# before a final line break, ECMA 262's does not). The document spells its character
+# classes out as `\uXXXX` escapes, which Python's `re` reads as ECMA 262 does.
+_DOC = json.loads((pathlib.Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
+_REPLY_URL = _DOC["components"]["schemas"]["ImageGenerationRequest"]["properties"]["replyUrl"]
+_PATTERN = _REPLY_URL["pattern"].removeprefix("^$|")
+assert _PATTERN.endswith("$"), _PATTERN
+DOCUMENTED = re.compile(_PATTERN[:-1] + r"\Z")
+LENGTH_MAX = _REPLY_URL["maxLength"]
 FIELDS = ("replyUrl", "webhook_url")
 
 

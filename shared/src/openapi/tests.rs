@@ -511,3 +511,87 @@ fn the_catalog_parameters_agree_with_the_request_schemas() {
         }
     }
 }
+
+/// The document's patterns say what the parsers take: over arbitrary strings (with the
+/// controls, Unicode spaces and digits the patterns single out), a value matches its
+/// field's pattern (and length bounds) exactly when the parser accepts it.
+mod patterns {
+    use super::*;
+    use proptest::prelude::*;
+    use regex::Regex;
+
+    /// A field's pattern and length bounds, read from the document.
+    struct Rule {
+        pattern: Regex,
+        min: usize,
+        max: usize,
+    }
+
+    impl Rule {
+        fn of(field: &Value) -> Rule {
+            let pattern = field["pattern"].as_str().expect("a pattern");
+            Rule {
+                pattern: Regex::new(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}")),
+                min: field["minLength"].as_u64().unwrap_or(0) as usize,
+                max: field["maxLength"].as_u64().unwrap_or(u64::MAX) as usize,
+            }
+        }
+
+        fn admits(&self, s: &str) -> bool {
+            let n = s.chars().count();
+            (self.min..=self.max).contains(&n) && self.pattern.is_match(s)
+        }
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        let special = prop::sample::select(vec![
+            '\0', '\t', '\n', '\r', '\u{0b}', '\u{1f}', ' ', '\u{7f}', '\u{85}', '\u{9f}',
+            '\u{a0}', '\u{2028}', '\u{3000}', '\u{feff}', 'x', 'X', 'u', '_', '0', '1', '5', '6',
+            '7', '8', '9', '2', '4', 'a', 'é',
+        ]);
+        let piece = prop_oneof![
+            3 => special.prop_map(|c| c.to_string()),
+            1 => any::<char>().prop_map(|c| c.to_string()),
+            2 => prop::sample::select(vec!["u_", "512", "1024", "768", "2048", "auto", "x", " "])
+                .prop_map(str::to_owned),
+        ];
+        prop::collection::vec(piece, 0..8).prop_map(|v| v.concat())
+    }
+
+    fn image_request(field: &str, value: &str) -> bool {
+        let mut body = json!({"prompt": "x"});
+        body[field] = json!(value);
+        crate::images::ImageRequest::parse(body.to_string().as_bytes()).is_ok()
+    }
+
+    proptest! {
+        #[test]
+        fn cursor(s in text()) {
+            let usage = &doc()["paths"]["/v1/usage"]["get"]["parameters"];
+            let cursor = usage.as_array().unwrap().iter().find(|p| p["name"] == "cursor").unwrap();
+            let rule = Rule::of(&cursor["schema"]);
+            let parsed = crate::query::UsagePage::parse(None, Some(&s)).is_ok();
+            prop_assert_eq!(rule.admits(&s), parsed, "{:?}", s);
+        }
+
+        #[test]
+        fn prompt(s in text()) {
+            let rule = Rule::of(&schema("ImageGenerationRequest")["properties"]["prompt"]);
+            prop_assert_eq!(rule.admits(&s), image_request("prompt", &s), "{:?}", s);
+        }
+
+        #[test]
+        fn size(s in text()) {
+            let rule = Rule::of(&schema("ImageGenerationRequest")["properties"]["size"]);
+            prop_assert_eq!(rule.admits(&s), image_request("size", &s), "{:?}", s);
+        }
+
+        #[test]
+        fn label(s in text()) {
+            let rule = Rule::of(&schema("KeyCreateRequest")["properties"]["label"]);
+            let body = json!({"label": s}).to_string();
+            let parsed = crate::keys::KeyCreate::parse(body.as_bytes()).is_ok();
+            prop_assert_eq!(rule.admits(&s), parsed, "{:?}", s);
+        }
+    }
+}
