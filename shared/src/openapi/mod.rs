@@ -18,7 +18,11 @@
 //!   order in `paths/mod.rs`. Its JSON is the Operation Object as it appears in the
 //!   document, minus what [`op::Op::finish`] adds: `security`, and on keyed routes 401,
 //!   429, the `X-RateLimit-*` headers and (streams) the `key` parameter. An error answer
-//!   is `err(&[codes…], json!({"description": …}))`, which adds the narrowed `Error` body;
+//!   is `err(&[codes…], json!({"description": …}))`, which adds the narrowed `Error` body.
+//!   The small fragments operations repeat are built by [`op`]'s helpers (`json_body`,
+//!   `schema_ref`, `header_refs`, `param_refs`), and the answers a family of operations
+//!   shares by a function in its file (e.g. `submission_responses` in
+//!   `paths/generation.rs`), under which an operation lays its own with `overlay`;
 //! - schema `Job` → `schemas.rs`, `fn job`; request bodies → `requests.rs`; derived
 //!   wire types → `derived.rs`; stream events → `streams.rs`; code-made examples →
 //!   `examples.rs`;

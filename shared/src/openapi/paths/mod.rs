@@ -63,7 +63,10 @@ pub(crate) fn operations() -> Vec<Op> {
 pub(crate) use files::upload_types;
 
 mod prelude {
-    pub(crate) use super::super::op::{err, Auth::*, Method::*, Op};
+    pub(crate) use super::super::op::{
+        err, header_refs, json_body, overlay, param_refs, schema_ref, Auth::*, Method::*, Op,
+    };
+    pub(crate) use super::generation::{submission_responses, SUBMITTED_HEADERS};
     pub(crate) use super::upload_types;
     pub(crate) use crate::ErrorCode::*;
 }
