@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::op::overlay;
 use super::{derived, examples, requests};
 use crate::webhooks::EventType;
 use crate::ErrorCode;
@@ -835,36 +836,13 @@ fn api_key() -> Value {
             "reveal_available",
             "rate_limit_per_min"
         ],
-        "properties": {
-            "id": {
-                "type": "string",
-                "pattern": "^key_[0-9a-hjkmnp-tv-z]{16}$"
-            },
-            "object": {
-                "const": "api_key"
-            },
-            "kind": {
-                "type": "string",
-                "enum": [
-                    "trial",
-                    "gen",
-                    "test"
-                ],
-                "description": "`trial` (sk-trial-), `gen` (sk-gen-, paid), `test` (sk-test-, test mode)."
-            },
-            "label": {
-                "type": "string"
-            },
+        "properties": overlay(key_properties(), json!({
             "prefix": {
                 "type": "string",
                 "description": "`sk-<kind>-…<last 4>`; never the secret.",
                 "examples": [
                     "sk-trial-…ab12"
                 ]
-            },
-            "created_at": {
-                "type": "string",
-                "format": "date-time"
             },
             "last_used_at": {
                 "type": [
@@ -885,17 +863,8 @@ fn api_key() -> Value {
             "reveal_available": {
                 "type": "boolean",
                 "description": "A secret Kiln created for you (the `sk-gen-` key of a first payment) is waiting for POST /v1/keys/{id}/reveal."
-            },
-            "rate_limit_per_min": {
-                "type": [
-                    "integer",
-                    "null"
-                ],
-                "minimum": 1,
-                "maximum": 100000,
-                "description": "The key's own per-minute limit; the effective limit is the lower of this and RATE_LIMIT_PER_MIN. `null`: the deployment's limit."
             }
-        }
+        }))
     });
     s["properties"]["kind"]["enum"] = derived::key_kind();
     s
@@ -936,46 +905,52 @@ fn api_key_created() -> Value {
             "rate_limit_per_min",
             "api_key"
         ],
-        "properties": {
-            "id": {
-                "type": "string",
-                "pattern": "^key_[0-9a-hjkmnp-tv-z]{16}$"
-            },
-            "object": {
-                "const": "api_key"
-            },
-            "kind": {
-                "type": "string",
-                "enum": [
-                    "trial",
-                    "gen",
-                    "test"
-                ],
-                "description": "`trial` (sk-trial-), `gen` (sk-gen-, paid), `test` (sk-test-, test mode)."
-            },
-            "label": {
-                "type": "string"
-            },
+        "properties": overlay(key_properties(), json!({
             "prefix": {
                 "type": "string"
-            },
-            "created_at": {
-                "type": "string",
-                "format": "date-time"
-            },
-            "rate_limit_per_min": {
-                "type": [
-                    "integer",
-                    "null"
-                ],
-                "minimum": 1,
-                "maximum": 100000,
-                "description": "The key's own per-minute limit; the effective limit is the lower of this and RATE_LIMIT_PER_MIN. `null`: the deployment's limit."
             },
             "api_key": {
                 "type": "string",
                 "description": "The full key. Shown only in this response (and in an idempotent replay of it)."
             }
+        }))
+    })
+}
+
+/// The properties of a key that [`api_key`] and [`api_key_created`] share.
+fn key_properties() -> Value {
+    json!({
+        "id": {
+            "type": "string",
+            "pattern": "^key_[0-9a-hjkmnp-tv-z]{16}$"
+        },
+        "object": {
+            "const": "api_key"
+        },
+        "kind": {
+            "type": "string",
+            "enum": [
+                "trial",
+                "gen",
+                "test"
+            ],
+            "description": "`trial` (sk-trial-), `gen` (sk-gen-, paid), `test` (sk-test-, test mode)."
+        },
+        "label": {
+            "type": "string"
+        },
+        "created_at": {
+            "type": "string",
+            "format": "date-time"
+        },
+        "rate_limit_per_min": {
+            "type": [
+                "integer",
+                "null"
+            ],
+            "minimum": 1,
+            "maximum": 100000,
+            "description": "The key's own per-minute limit; the effective limit is the lower of this and RATE_LIMIT_PER_MIN. `null`: the deployment's limit."
         }
     })
 }
