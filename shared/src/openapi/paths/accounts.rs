@@ -16,24 +16,12 @@ pub(crate) fn create_account() -> Op {
             "summary": "Register an email: a trial account with $2.00 and its first sk-trial- key",
             "requestBody": {
                 "required": true,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "$ref": "#/components/schemas/AccountRequest"
-                        }
-                    }
-                }
+                "content": json_body(schema_ref("AccountRequest"))
             },
             "responses": {
                 "201": {
                     "description": "Created. `api_key` is shown only here.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/AccountCreated"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("AccountCreated"))
                 },
                 "400": err(&[InvalidJson, InvalidType, MissingParameter, UnknownParameter, InvalidValue], json!({
                     "description": "Invalid body; `param` names the field at fault: `invalid_json`, `invalid_type`, `missing_parameter` or `invalid_value` (`email`), `unknown_parameter`."
@@ -71,13 +59,7 @@ pub(crate) fn get_credits() -> Op {
             "responses": {
                 "200": {
                     "description": "Balances.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/Credits"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("Credits"))
                 },
                 "500": err(&[InternalError], json!({
                     "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."

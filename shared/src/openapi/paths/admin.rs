@@ -44,13 +44,7 @@ pub(crate) fn admin_adjust_credits() -> Op {
             "responses": {
                 "200": {
                     "description": "Balances after the adjustment.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/AdminCreditResult"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("AdminCreditResult"))
                 },
                 "400": err(&[InvalidJson, MissingParameter, InvalidType, InvalidValue, UnknownParameter], json!({
                     "description": "`invalid_json`; `missing_parameter` (`amount_usd`, `reason`); `invalid_type`; `invalid_value` (`amount_usd` not an exact amount, zero, or leaving balance below held; `reason` empty, whitespace or over 500 characters); `unknown_parameter`."

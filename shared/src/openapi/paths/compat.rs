@@ -96,13 +96,7 @@ pub(crate) fn bfl_get_result() -> Op {
             "responses": {
                 "200": {
                     "description": "The job in BFL's shape.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/BflResult"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("BflResult"))
                 },
                 "404": {
                     "$ref": "#/components/responses/JobNotFound"

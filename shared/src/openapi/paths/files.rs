@@ -272,23 +272,11 @@ pub(crate) fn upload_file() -> Op {
             "responses": {
                 "200": {
                     "description": "The same bytes were uploaded before: that file, `deduplicated: true`.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/File"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("File"))
                 },
                 "201": {
                     "description": "Stored.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/File"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("File"))
                 },
                 "400": err(&[MissingParameter, UnknownParameter, InvalidValue, InvalidBody, ImageTooLarge, InvalidImage], json!({"description": "`missing_parameter` (no `file` field), `unknown_parameter` (any other field), `invalid_value` (more than one `file`), `invalid_body` (unreadable multipart), `image_too_large` (a decompression bomb), `invalid_image`."})),
                 "413": err(&[PayloadTooLarge], json!({"description": "`payload_too_large`: over 20 MB."})),

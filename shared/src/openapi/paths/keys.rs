@@ -17,13 +17,7 @@ pub(crate) fn list_keys() -> Op {
             "responses": {
                 "200": {
                     "description": "Every key of the account, oldest first.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/KeyList"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("KeyList"))
                 },
                 "500": err(&[InternalError], json!({
                     "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."
@@ -68,13 +62,7 @@ pub(crate) fn create_key() -> Op {
             "responses": {
                 "201": {
                     "description": "Created. `api_key` is the only copy of the secret.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/ApiKeyCreated"
-                            }
-                        }
-                    },
+                    "content": json_body(schema_ref("ApiKeyCreated")),
                     "headers": {
                         "Idempotent-Replayed": {
                             "$ref": "#/components/headers/Idempotent-Replayed"
@@ -128,13 +116,7 @@ pub(crate) fn revoke_key() -> Op {
             "responses": {
                 "200": {
                     "description": "Revoked.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/KeyRevoked"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("KeyRevoked"))
                 },
                 "404": err(&[KeyNotFound], json!({
                     "description": "`key_not_found`: no active key with this id in the account (unknown, another account's, or already revoked)."
@@ -174,13 +156,7 @@ pub(crate) fn reveal_key() -> Op {
             "responses": {
                 "200": {
                     "description": "The secret, shown this once.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/KeyRevealed"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("KeyRevealed"))
                 },
                 "404": err(&[KeyNotFound], json!({
                     "description": "`key_not_found`: no key with this id waits to be revealed (never, already revealed, or revoked)."

@@ -67,6 +67,7 @@ mod prelude {
         err, header_refs, json_body, overlay, param_refs, schema_ref, Auth::*, Method::*, Op,
     };
     pub(crate) use super::generation::{submission_responses, SUBMITTED_HEADERS};
+    pub(crate) use super::jobs::job_id_param;
     pub(crate) use super::upload_types;
     pub(crate) use crate::ErrorCode::*;
 }

@@ -18,13 +18,7 @@ pub(crate) fn get_health() -> Op {
             "responses": {
                 "200": {
                     "description": "Always 200 while the edge runs; see `status`.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/Health"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("Health"))
                 },
                 "500": {
                     "$ref": "#/components/responses/InternalError"

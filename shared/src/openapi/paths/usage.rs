@@ -41,13 +41,7 @@ pub(crate) fn list_usage() -> Op {
             "responses": {
                 "200": {
                     "description": "A page.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/UsagePage"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("UsagePage"))
                 },
                 "400": err(&[OutOfRange, InvalidValue], json!({
                     "description": "`out_of_range` (`limit`) or `invalid_value` (`cursor` is not one this endpoint returned); `param` names the query parameter."
