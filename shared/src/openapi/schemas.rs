@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
-use super::op::overlay;
-use super::{derived, examples, requests};
+use super::op::{overlay, schema_ref};
+use super::{derived, examples, requests, JOB_ID_PATTERN};
 use crate::webhooks::EventType;
 use crate::ErrorCode;
 
@@ -273,6 +273,25 @@ fn image_data() -> Value {
     })
 }
 
+/// The properties of a completed generation's answer (images and video): the job, and
+/// `data`, an array of `item`.
+fn result_properties(item: Value) -> Value {
+    json!({
+        "created": {
+            "type": "integer",
+            "description": "Unix seconds when the job completed."
+        },
+        "job_id": {
+            "type": "string",
+            "pattern": JOB_ID_PATTERN
+        },
+        "data": {
+            "type": "array",
+            "items": item
+        }
+    })
+}
+
 fn image_generation_result() -> Value {
     json!({
         "type": "object",
@@ -281,22 +300,7 @@ fn image_generation_result() -> Value {
             "job_id",
             "data"
         ],
-        "properties": {
-            "created": {
-                "type": "integer",
-                "description": "Unix seconds when the job completed."
-            },
-            "job_id": {
-                "type": "string",
-                "pattern": "^job_[0-9a-hjkmnp-tv-z]{26}$"
-            },
-            "data": {
-                "type": "array",
-                "items": {
-                    "$ref": "#/components/schemas/ImageData"
-                }
-            }
-        }
+        "properties": result_properties(schema_ref("ImageData"))
     })
 }
 
@@ -1411,7 +1415,8 @@ fn video_params() -> Value {
     derived::video_params()
 }
 
-fn job_list() -> Value {
+/// A list of `item` (a schema name) in OpenAI's shape: `object: "list"`, `data`.
+fn list_of(item: &str) -> Value {
     json!({
         "type": "object",
         "required": [
@@ -1425,12 +1430,14 @@ fn job_list() -> Value {
             },
             "data": {
                 "type": "array",
-                "items": {
-                    "$ref": "#/components/schemas/Job"
-                }
+                "items": schema_ref(item)
             }
         }
     })
+}
+
+fn job_list() -> Value {
+    list_of("Job")
 }
 
 fn video_generation_request() -> Value {
@@ -1446,32 +1453,19 @@ fn video_generation_result() -> Value {
             "data"
         ],
         "description": "OpenAI Images-like shape for a completed video.",
-        "properties": {
-            "created": {
-                "type": "integer",
-                "description": "Unix seconds when the job completed."
-            },
-            "job_id": {
-                "type": "string",
-                "pattern": "^job_[0-9a-hjkmnp-tv-z]{26}$"
-            },
-            "data": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": [
-                        "url"
-                    ],
-                    "properties": {
-                        "url": {
-                            "type": "string",
-                            "format": "uri",
-                            "description": "The MP4 (`/outputs/job_…-0.mp4`): H.264, 24 fps, at 2× the requested size."
-                        }
-                    }
+        "properties": result_properties(json!({
+            "type": "object",
+            "required": [
+                "url"
+            ],
+            "properties": {
+                "url": {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "The MP4 (`/outputs/job_…-0.mp4`): H.264, 24 fps, at 2× the requested size."
                 }
             }
-        }
+        }))
     })
 }
 
@@ -1585,25 +1579,7 @@ fn model() -> Value {
 }
 
 fn model_list() -> Value {
-    json!({
-        "type": "object",
-        "required": [
-            "object",
-            "data"
-        ],
-        "properties": {
-            "object": {
-                "type": "string",
-                "const": "list"
-            },
-            "data": {
-                "type": "array",
-                "items": {
-                    "$ref": "#/components/schemas/Model"
-                }
-            }
-        }
-    })
+    list_of("Model")
 }
 
 fn queue_status() -> Value {
@@ -1763,6 +1739,23 @@ fn webhook_payload() -> Value {
     })
 }
 
+/// The properties that name a webhook event, in [`webhook_event`] and
+/// [`webhook_delivery`].
+fn event_properties() -> Value {
+    json!({
+        "webhook_id": {
+            "type": "string",
+            "pattern": "^msg_[0-9a-hjkmnp-tv-z]{26}$",
+            "examples": [
+                "msg_a2ds2zkzxe8h2mgqfrra8jptp4"
+            ]
+        },
+        "type": {
+            "$ref": "#/components/schemas/WebhookEventType"
+        }
+    })
+}
+
 fn webhook_event() -> Value {
     let mut s = json!({
         "type": "object",
@@ -1774,17 +1767,7 @@ fn webhook_event() -> Value {
             "next_attempt_at"
         ],
         "description": "One webhook event of a job and where its delivery stands.",
-        "properties": {
-            "webhook_id": {
-                "type": "string",
-                "pattern": "^msg_[0-9a-hjkmnp-tv-z]{26}$",
-                "examples": [
-                    "msg_a2ds2zkzxe8h2mgqfrra8jptp4"
-                ]
-            },
-            "type": {
-                "$ref": "#/components/schemas/WebhookEventType"
-            },
+        "properties": overlay(event_properties(), json!({
             "state": {
                 "type": "string",
                 "enum": [
@@ -1808,7 +1791,7 @@ fn webhook_event() -> Value {
                 "format": "date-time",
                 "description": "Set while `pending`."
             }
-        }
+        }))
     });
     s["properties"]["state"]["enum"] = derived::delivery_state();
     s
@@ -1828,17 +1811,7 @@ fn webhook_delivery() -> Value {
             "replay"
         ],
         "description": "One delivery attempt.",
-        "properties": {
-            "webhook_id": {
-                "type": "string",
-                "pattern": "^msg_[0-9a-hjkmnp-tv-z]{26}$",
-                "examples": [
-                    "msg_a2ds2zkzxe8h2mgqfrra8jptp4"
-                ]
-            },
-            "type": {
-                "$ref": "#/components/schemas/WebhookEventType"
-            },
+        "properties": overlay(event_properties(), json!({
             "attempt": {
                 "type": "integer",
                 "minimum": 1,
@@ -1877,7 +1850,7 @@ fn webhook_delivery() -> Value {
                 "type": "boolean",
                 "description": "Made by POST /v1/jobs/{id}/webhook."
             }
-        },
+        })),
         "example": {
             "webhook_id": "msg_mtetbq3y6qv9q8m52mj3zm46pg",
             "type": "job.completed",
