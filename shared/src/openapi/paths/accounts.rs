@@ -61,9 +61,7 @@ pub(crate) fn get_credits() -> Op {
                     "description": "Balances.",
                     "content": json_body(schema_ref("Credits"))
                 },
-                "500": err(&[InternalError], json!({
-                    "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."
-                }))
+                "500": internal_error()
             }
         }),
     )

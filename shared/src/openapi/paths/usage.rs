@@ -46,9 +46,7 @@ pub(crate) fn list_usage() -> Op {
                 "400": err(&[OutOfRange, InvalidValue], json!({
                     "description": "`out_of_range` (`limit`) or `invalid_value` (`cursor` is not one this endpoint returned); `param` names the query parameter."
                 })),
-                "500": err(&[InternalError], json!({
-                    "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."
-                }))
+                "500": internal_error()
             }
         }),
     )
