@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::op::{err, header_refs, RATE_LIMIT_HEADERS};
+use super::op::{err, header_refs, overlay, RATE_LIMIT_HEADERS};
 use crate::ErrorCode::*;
 
 const INTERNAL_ERROR: &str =
@@ -12,6 +12,26 @@ const INTERNAL_ERROR: &str =
 /// keyed route's answer must carry the rate-limit headers.
 pub(crate) fn internal_error() -> Value {
     err(&[InternalError], json!({"description": INTERNAL_ERROR}))
+}
+
+/// The answers of an unkeyed route that reads a JSON body of at most 4 KiB (413, 415,
+/// 500), with the operation's own (`own`) over them.
+pub(crate) fn small_body_responses(own: Value) -> Value {
+    overlay(
+        json!({
+            "413": {
+                "$ref": "#/components/responses/PayloadTooLarge",
+                "description": "`payload_too_large`: the body is over 4 KiB."
+            },
+            "415": {
+                "$ref": "#/components/responses/UnsupportedMediaType"
+            },
+            "500": {
+                "$ref": "#/components/responses/InternalError"
+            }
+        }),
+        own,
+    )
 }
 
 pub(crate) fn responses() -> Vec<(&'static str, Value)> {

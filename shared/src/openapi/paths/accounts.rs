@@ -18,7 +18,7 @@ pub(crate) fn create_account() -> Op {
                 "required": true,
                 "content": json_body(schema_ref("AccountRequest"))
             },
-            "responses": {
+            "responses": small_body_responses(json!({
                 "201": {
                     "description": "Created. `api_key` is shown only here.",
                     "content": json_body(schema_ref("AccountCreated"))
@@ -28,18 +28,8 @@ pub(crate) fn create_account() -> Op {
                 })),
                 "409": err(&[TrialExists], json!({
                     "description": "`trial_exists` (param `email`): this normalised email already has a trial account."
-                })),
-                "413": {
-                    "$ref": "#/components/responses/PayloadTooLarge",
-                    "description": "`payload_too_large`: the body is over 4 KiB."
-                },
-                "415": {
-                    "$ref": "#/components/responses/UnsupportedMediaType"
-                },
-                "500": {
-                    "$ref": "#/components/responses/InternalError"
-                }
-            }
+                }))
+            }))
         }),
     )
 }
