@@ -1,4 +1,5 @@
-//! Component schemas, one function each.
+//! Component schemas, one function each (those of request bodies and derived wire types
+//! are in `requests.rs` and `derived.rs`, and listed from there).
 
 use serde_json::{json, Value};
 
@@ -11,13 +12,16 @@ use crate::ErrorCode;
 pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
     vec![
         ("Error", error()),
-        ("AccountRequest", account_request()),
+        ("AccountRequest", requests::account_request()),
         (
             "AccountCreated",
             with_example(account_created(), examples::account_created()),
         ),
         ("Credits", with_example(credits(), examples::credits())),
-        ("ImageGenerationRequest", image_generation_request()),
+        (
+            "ImageGenerationRequest",
+            requests::image_generation_request(),
+        ),
         ("ImageData", image_data()),
         (
             "ImageGenerationResult",
@@ -27,7 +31,7 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
             "JobAccepted",
             with_example(job_accepted(), job_accepted_example()),
         ),
-        ("JobStatus", job_status()),
+        ("JobStatus", derived::job_status()),
         (
             "Output",
             with_example(
@@ -39,7 +43,7 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
         ("Health", health()),
         ("OriginStatus", origin_status()),
         ("HealthDurableObject", health_durable_object()),
-        ("KeyCreateRequest", key_create_request()),
+        ("KeyCreateRequest", requests::key_create_request()),
         ("ApiKey", api_key()),
         ("KeyList", key_list()),
         ("ApiKeyCreated", api_key_created()),
@@ -50,7 +54,7 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
         ("UsagePage", usage_page()),
         ("StripeEvent", stripe_event()),
         ("StripeWebhookResult", stripe_webhook_result()),
-        ("AdminCreditRequest", admin_credit_request()),
+        ("AdminCreditRequest", requests::admin_credit_request()),
         ("AdminCreditResult", admin_credit_result()),
         ("LedgerBenchRequest", ledger_bench_request()),
         ("LedgerBenchResult", ledger_bench_result()),
@@ -58,14 +62,14 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "ImageParams",
             with_example(
-                image_params(),
+                derived::image_params(),
                 examples::completed_image_job()["params"].clone(),
             ),
         ),
         (
             "VideoParams",
             with_example(
-                video_params(),
+                derived::video_params(),
                 examples::completed_video_job()["params"].clone(),
             ),
         ),
@@ -76,7 +80,10 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
                 json!({"object": "list", "data": [examples::queued_image_job()]}),
             ),
         ),
-        ("VideoGenerationRequest", video_generation_request()),
+        (
+            "VideoGenerationRequest",
+            requests::video_generation_request(),
+        ),
         (
             "VideoGenerationResult",
             with_example(video_generation_result(), video_result_example()),
@@ -102,7 +109,7 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
         ("WebhookDelivery", webhook_delivery()),
         ("WebhookDeliveries", webhook_deliveries()),
         ("WebhookSecret", webhook_secret()),
-        ("BflRequest", bfl_request()),
+        ("BflRequest", requests::bfl_request()),
         ("BflSubmitted", bfl_submitted()),
         ("BflResult", bfl_result()),
         ("File", file()),
@@ -141,10 +148,6 @@ fn error() -> Value {
         },
         "example": example
     })
-}
-
-fn account_request() -> Value {
-    requests::account_request()
 }
 
 fn account_created() -> Value {
@@ -252,10 +255,6 @@ fn credits() -> Value {
     })
 }
 
-fn image_generation_request() -> Value {
-    requests::image_generation_request()
-}
-
 fn image_data() -> Value {
     json!({
         "type": "object",
@@ -337,10 +336,6 @@ fn job_accepted() -> Value {
         },
         "description": "The 202 answer of `async_mode=true`, and of `Prefer: wait` / `pollForResult` once their wait is over. An async answer always has `status: queued`."
     })
-}
-
-fn job_status() -> Value {
-    derived::job_status()
 }
 
 fn output() -> Value {
@@ -821,10 +816,6 @@ fn health_durable_object() -> Value {
     })
 }
 
-fn key_create_request() -> Value {
-    requests::key_create_request()
-}
-
 fn api_key() -> Value {
     let mut s = json!({
         "type": "object",
@@ -1279,10 +1270,6 @@ fn stripe_webhook_result() -> Value {
     })
 }
 
-fn admin_credit_request() -> Value {
-    requests::admin_credit_request()
-}
-
 fn admin_credit_result() -> Value {
     json!({
         "type": "object",
@@ -1407,14 +1394,6 @@ fn probe_bench_result() -> Value {
     })
 }
 
-fn image_params() -> Value {
-    derived::image_params()
-}
-
-fn video_params() -> Value {
-    derived::video_params()
-}
-
 /// A list of `item` (a schema name) in OpenAI's shape: `object: "list"`, `data`.
 fn list_of(item: &str) -> Value {
     json!({
@@ -1438,10 +1417,6 @@ fn list_of(item: &str) -> Value {
 
 fn job_list() -> Value {
     list_of("Job")
-}
-
-fn video_generation_request() -> Value {
-    requests::video_generation_request()
 }
 
 fn video_generation_result() -> Value {
@@ -1965,10 +1940,6 @@ fn webhook_secret() -> Value {
             "signature_scheme": "Standard Webhooks v1 (HMAC-SHA256)"
         }
     })
-}
-
-fn bfl_request() -> Value {
-    requests::bfl_request()
 }
 
 fn bfl_submitted() -> Value {
