@@ -190,6 +190,11 @@ pub(crate) fn json_body(schema: Value) -> Value {
     json!({"application/json": {"schema": schema}})
 }
 
+/// The `content` of a JSON request body or response: `schema`, with an example.
+pub(crate) fn json_example(schema: Value, example: Value) -> Value {
+    json!({"application/json": {"schema": schema, "example": example}})
+}
+
 /// `base` with the fields of `own` added, each replacing the one of the same name in
 /// `base`: the answers (or properties) several operations (or schemas) share, then the
 /// one's own.

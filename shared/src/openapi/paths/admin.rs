@@ -39,17 +39,13 @@ pub(crate) fn admin_adjust_credits() -> Op {
             ],
             "requestBody": {
                 "required": true,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "$ref": "#/components/schemas/AdminCreditRequest"
-                        },
-                        "example": {
-                            "amount_usd": "3.5",
-                            "reason": "goodwill credit"
-                        }
-                    }
-                }
+                "content": json_example(
+                    schema_ref("AdminCreditRequest"),
+                    json!({
+                        "amount_usd": "3.5",
+                        "reason": "goodwill credit"
+                    })
+                )
             },
             "responses": small_body_responses(json!({
                 "200": {
@@ -83,19 +79,15 @@ pub(crate) fn admin_ledger_bench() -> Op {
             "description": "Used by `cargo xtask bench`. Order: admin token (401), body size (413, 4 KiB), fields (400). With `target: \"ledger\"` places `holds` holds of 1 µ$ on the account through the Account DO, `concurrency` at a time, then releases them all, and reports the rates measured inside the Worker. The balance ends where it started, but every released hold stays in the account's ledger (a refunded `bench` charge in /v1/usage): point it at a benchmark account. With `target: \"probe\"` runs the same loop against the no-op Probe DO instead. No rate limiting, no `Idempotency-Key`.",
             "requestBody": {
                 "required": true,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "$ref": "#/components/schemas/LedgerBenchRequest"
-                        },
-                        "example": {
-                            "account_id": "acct_0123456789abcdef",
-                            "holds": 450,
-                            "concurrency": 32,
-                            "target": "ledger"
-                        }
-                    }
-                }
+                "content": json_example(
+                    schema_ref("LedgerBenchRequest"),
+                    json!({
+                        "account_id": "acct_0123456789abcdef",
+                        "holds": 450,
+                        "concurrency": 32,
+                        "target": "ledger"
+                    })
+                )
             },
             "responses": small_body_responses(json!({
                 "200": {

@@ -34,19 +34,15 @@ pub(crate) fn bfl_submit() -> Op {
             ],
             "requestBody": {
                 "required": true,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "$ref": "#/components/schemas/BflRequest"
-                        },
-                        "example": {
-                            "prompt": "draw a rainbow",
-                            "width": 1024,
-                            "height": 768,
-                            "guidance": 3.5
-                        }
-                    }
-                }
+                "content": json_example(
+                    schema_ref("BflRequest"),
+                    json!({
+                        "prompt": "draw a rainbow",
+                        "width": 1024,
+                        "height": 768,
+                        "guidance": 3.5
+                    })
+                )
             },
             "responses": submission_responses(json!({
                 "200": {

@@ -95,18 +95,14 @@ pub(crate) fn create_image() -> Op {
             "parameters": param_refs(&["AsyncMode", "PreferWait", "IdempotencyKey"]),
             "requestBody": {
                 "required": true,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "$ref": "#/components/schemas/ImageGenerationRequest"
-                        },
-                        "example": {
-                            "prompt": "a kiln at dawn",
-                            "width": 1024,
-                            "height": 768
-                        }
-                    }
-                }
+                "content": json_example(
+                    schema_ref("ImageGenerationRequest"),
+                    json!({
+                        "prompt": "a kiln at dawn",
+                        "width": 1024,
+                        "height": 768
+                    })
+                )
             },
             "responses": generation_responses(
                 "Completed within the wait (sync, `Prefer: wait`, `pollForResult`). OpenAI Images shape.",
@@ -135,18 +131,14 @@ pub(crate) fn create_video() -> Op {
             "parameters": param_refs(&["AsyncMode", "PreferWait", "IdempotencyKey"]),
             "requestBody": {
                 "required": true,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "$ref": "#/components/schemas/VideoGenerationRequest"
-                        },
-                        "example": {
-                            "prompt": "waves at dusk",
-                            "model": "ltx-2.3-fast",
-                            "num_frames": 49
-                        }
-                    }
-                }
+                "content": json_example(
+                    schema_ref("VideoGenerationRequest"),
+                    json!({
+                        "prompt": "waves at dusk",
+                        "model": "ltx-2.3-fast",
+                        "num_frames": 49
+                    })
+                )
             },
             "responses": generation_responses(
                 "Completed within the wait (sync, `Prefer: wait`, `pollForResult`): `data[0].url` is the MP4.",

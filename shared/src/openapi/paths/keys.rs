@@ -58,17 +58,13 @@ pub(crate) fn create_key() -> Op {
             ],
             "requestBody": {
                 "required": false,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "$ref": "#/components/schemas/KeyCreateRequest"
-                        },
-                        "example": {
-                            "label": "n8n",
-                            "rate_limit_per_min": 60
-                        }
-                    }
-                }
+                "content": json_example(
+                    schema_ref("KeyCreateRequest"),
+                    json!({
+                        "label": "n8n",
+                        "rate_limit_per_min": 60
+                    })
+                )
             },
             "responses": {
                 "201": {

@@ -65,7 +65,8 @@ pub(crate) use files::upload_types;
 mod prelude {
     pub(crate) use super::super::components::{internal_error, small_body_responses};
     pub(crate) use super::super::op::{
-        err, header_refs, json_body, overlay, param_refs, schema_ref, Auth::*, Method::*, Op,
+        err, header_refs, json_body, json_example, overlay, param_refs, schema_ref, Auth::*,
+        Method::*, Op,
     };
     pub(crate) use super::generation::{submission_responses, SUBMITTED_HEADERS};
     pub(crate) use super::jobs::job_id_param;

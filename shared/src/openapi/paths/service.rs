@@ -44,17 +44,13 @@ pub(crate) fn get_health_durable_object() -> Op {
             "responses": {
                 "200": {
                     "description": "The Durable Object answered.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/HealthDurableObject"
-                            },
-                            "example": {
-                                "status": "ok",
-                                "round_trip_ms": 3
-                            }
-                        }
-                    }
+                    "content": json_example(
+                        schema_ref("HealthDurableObject"),
+                        json!({
+                            "status": "ok",
+                            "round_trip_ms": 3
+                        })
+                    )
                 },
                 "500": {
                     "$ref": "#/components/responses/InternalError"

@@ -85,19 +85,15 @@ pub(crate) fn get_webhook_secret() -> Op {
             "responses": {
                 "200": {
                     "description": "The secret, and the previous one while it still signs.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/WebhookSecret"
-                            },
-                            "example": {
-                                "secret": "whsec_f4/JSAm…",
-                                "created_at": "2026-04-03T12:30:00Z",
-                                "previous": null,
-                                "signature_scheme": "Standard Webhooks v1 (HMAC-SHA256)"
-                            }
-                        }
-                    }
+                    "content": json_example(
+                        schema_ref("WebhookSecret"),
+                        json!({
+                            "secret": "whsec_f4/JSAm…",
+                            "created_at": "2026-04-03T12:30:00Z",
+                            "previous": null,
+                            "signature_scheme": "Standard Webhooks v1 (HMAC-SHA256)"
+                        })
+                    )
                 },
                 "500": {
                     "$ref": "#/components/responses/KeyedInternalError"
