@@ -34,6 +34,22 @@ pub(crate) fn small_body_responses(own: Value) -> Value {
     )
 }
 
+/// `?limit=` of a paged list: 1–100 items a page, `default` when absent. Written inline,
+/// not as a shared parameter.
+pub(crate) fn limit_param(default: u32) -> Value {
+    json!({
+        "name": "limit",
+        "in": "query",
+        "required": false,
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 100,
+            "default": default
+        }
+    })
+}
+
 pub(crate) fn responses() -> Vec<(&'static str, Value)> {
     vec![
         (

@@ -1402,15 +1402,20 @@ fn list_of(item: &str) -> Value {
             "object",
             "data"
         ],
-        "properties": {
-            "object": {
-                "type": "string",
-                "const": "list"
-            },
-            "data": {
-                "type": "array",
-                "items": schema_ref(item)
-            }
+        "properties": list_properties(item)
+    })
+}
+
+/// The properties of [`list_of`] `item`.
+pub(crate) fn list_properties(item: &str) -> Value {
+    json!({
+        "object": {
+            "type": "string",
+            "const": "list"
+        },
+        "data": {
+            "type": "array",
+            "items": schema_ref(item)
         }
     })
 }

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use super::prelude::*;
 use crate::files::ImageFormat;
 use crate::ids::Filename;
+use crate::openapi::schemas::list_properties;
 
 /// Every media type `/outputs/{filename}` serves, from the extension
 /// ([`Filename::content_type`]): the outputs' (`png`, `mp4`), the uploads' (one per
@@ -318,17 +319,7 @@ fn list_files(path: &'static str, operation_id: &str, summary: &str) -> Op {
             "summary": summary,
             "operationId": operation_id,
             "parameters": [
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "required": false,
-                    "schema": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": 100,
-                        "default": 20
-                    }
-                },
+                limit_param(20),
                 {
                     "name": "offset",
                     "in": "query",
@@ -347,28 +338,14 @@ fn list_files(path: &'static str, operation_id: &str, summary: &str) -> Op {
             "responses": {
                 "200": {
                     "description": "Newest first.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "object": {
-                                        "type": "string",
-                                        "const": "list"
-                                    },
-                                    "data": {
-                                        "type": "array",
-                                        "items": {
-                                            "$ref": "#/components/schemas/File"
-                                        }
-                                    },
-                                    "has_more": {
-                                        "type": "boolean"
-                                    }
-                                }
+                    "content": json_body(json!({
+                        "type": "object",
+                        "properties": overlay(list_properties("File"), json!({
+                            "has_more": {
+                                "type": "boolean"
                             }
-                        }
-                    }
+                        }))
+                    }))
                 },
                 "400": err(&[OutOfRange], json!({"description": "`out_of_range`: `limit` or `offset`."})),
                 "500": {

@@ -63,7 +63,7 @@ pub(crate) fn operations() -> Vec<Op> {
 pub(crate) use files::upload_types;
 
 mod prelude {
-    pub(crate) use super::super::components::{internal_error, small_body_responses};
+    pub(crate) use super::super::components::{internal_error, limit_param, small_body_responses};
     pub(crate) use super::super::op::{
         err, header_refs, json_body, json_example, overlay, param_refs, schema_ref, Auth::*,
         Method::*, Op,

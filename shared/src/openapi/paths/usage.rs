@@ -15,18 +15,9 @@ pub(crate) fn list_usage() -> Op {
             ],
             "summary": "Charges and credits, newest first",
             "parameters": [
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "required": false,
-                    "schema": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": 100,
-                        "default": 50
-                    },
+                overlay(limit_param(50), json!({
                     "description": "Rows per page, 1–100 (else 400 `out_of_range`, param `limit`)."
-                },
+                })),
                 {
                     "name": "cursor",
                     "in": "query",
