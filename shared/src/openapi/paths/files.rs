@@ -42,6 +42,14 @@ pub(crate) fn upload_types() -> String {
     types.join(", ")
 }
 
+/// A `multipart/form-data` body (`schema`) whose part `image_part` is an upload
+/// ([`upload_types`]).
+pub(crate) fn upload_form(image_part: &str, schema: Value) -> Value {
+    let mut form = json!({"multipart/form-data": {"schema": schema, "encoding": {}}});
+    form["multipart/form-data"]["encoding"][image_part] = json!({"contentType": upload_types()});
+    form
+}
+
 /// The body of `/outputs/{filename}`: the file's bytes, in each media type it can have.
 fn output_content() -> Value {
     let mut content = Map::new();
@@ -243,29 +251,23 @@ pub(crate) fn upload_file() -> Op {
             "operationId": "uploadFile",
             "requestBody": {
                 "required": true,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": [
-                                "file"
-                            ],
-                            "properties": {
-                                "file": {
-                                    "type": "string",
-                                    "format": "binary",
-                                    "description": "The image; its format is read from the bytes, not from the part's `Content-Type` or name."
-                                }
-                            },
-                            "additionalProperties": false
-                        },
-                        "encoding": {
+                "content": upload_form(
+                    "file",
+                    json!({
+                        "type": "object",
+                        "required": [
+                            "file"
+                        ],
+                        "properties": {
                             "file": {
-                                "contentType": upload_types()
+                                "type": "string",
+                                "format": "binary",
+                                "description": "The image; its format is read from the bytes, not from the part's `Content-Type` or name."
                             }
-                        }
-                    }
-                }
+                        },
+                        "additionalProperties": false
+                    })
+                )
             },
             "tags": [
                 "files"

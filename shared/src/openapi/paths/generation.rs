@@ -163,56 +163,50 @@ pub(crate) fn edit_image() -> Op {
             "parameters": param_refs(&["AsyncMode", "PreferWait"]),
             "requestBody": {
                 "required": true,
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": [
-                                "image",
-                                "prompt"
-                            ],
-                            "properties": {
-                                "image": {
-                                    "type": "string",
-                                    "format": "binary",
-                                    "description": format!("A reference image (PNG, APNG, JPEG, WebP or GIF), stored as one of your uploads (deduplicated): repeat the part for 1–{} images. Clients that send a list may name the parts `image[]` instead, but not both names in one request (400 `invalid_value`).", images::INPUT_FILES_MAX)
-                                },
-                                "prompt": crate::openapi::requests::prompt(),
-                                "size": {
-                                    "type": "string",
-                                    "pattern": format!("^$|^(auto|{})$", images::SIZE_PATTERN.trim_start_matches('^').trim_end_matches('$')),
-                                    "description": "`WxH` (as `size` of the image endpoint) or `auto` (the default size); empty is absent."
-                                },
-                                "n": {
-                                    "type": "integer",
-                                    "minimum": 1,
-                                    "maximum": images::N_MAX
-                                },
-                                "response_format": {
-                                    "type": "string",
-                                    "enum": [
-                                        "url",
-                                        "b64_json"
-                                    ]
-                                },
-                                "model": {
-                                    "type": "string",
-                                    "enum": images::MODELS
-                                },
-                                "user": {
-                                    "type": "string",
-                                    "description": "Accepted and ignored."
-                                }
-                            },
-                            "additionalProperties": false
-                        },
-                        "encoding": {
+                "content": upload_form(
+                    "image",
+                    json!({
+                        "type": "object",
+                        "required": [
+                            "image",
+                            "prompt"
+                        ],
+                        "properties": {
                             "image": {
-                                "contentType": upload_types()
+                                "type": "string",
+                                "format": "binary",
+                                "description": format!("A reference image (PNG, APNG, JPEG, WebP or GIF), stored as one of your uploads (deduplicated): repeat the part for 1–{} images. Clients that send a list may name the parts `image[]` instead, but not both names in one request (400 `invalid_value`).", images::INPUT_FILES_MAX)
+                            },
+                            "prompt": crate::openapi::requests::prompt(),
+                            "size": {
+                                "type": "string",
+                                "pattern": format!("^$|^(auto|{})$", images::SIZE_PATTERN.trim_start_matches('^').trim_end_matches('$')),
+                                "description": "`WxH` (as `size` of the image endpoint) or `auto` (the default size); empty is absent."
+                            },
+                            "n": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": images::N_MAX
+                            },
+                            "response_format": {
+                                "type": "string",
+                                "enum": [
+                                    "url",
+                                    "b64_json"
+                                ]
+                            },
+                            "model": {
+                                "type": "string",
+                                "enum": images::MODELS
+                            },
+                            "user": {
+                                "type": "string",
+                                "description": "Accepted and ignored."
                             }
-                        }
-                    }
-                }
+                        },
+                        "additionalProperties": false
+                    })
+                )
             },
             "tags": [
                 "generation"

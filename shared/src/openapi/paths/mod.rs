@@ -60,7 +60,7 @@ pub(crate) fn operations() -> Vec<Op> {
     ]
 }
 
-pub(crate) use files::upload_types;
+pub(crate) use files::upload_form;
 
 mod prelude {
     pub(crate) use super::super::components::{internal_error, limit_param, small_body_responses};
@@ -70,6 +70,6 @@ mod prelude {
     };
     pub(crate) use super::generation::{submission_responses, SUBMITTED_HEADERS};
     pub(crate) use super::jobs::job_id_param;
-    pub(crate) use super::upload_types;
+    pub(crate) use super::upload_form;
     pub(crate) use crate::ErrorCode::*;
 }
