@@ -5,7 +5,7 @@ use crate::images;
 
 /// The headers of an answer about a job that was created: its id, and the balance after
 /// its hold.
-pub(crate) const JOB_HEADERS: [&str; 2] = ["X-Kiln-Job-Id", "X-Credits-Remaining-Usd"];
+const JOB_HEADERS: [&str; 2] = ["X-Kiln-Job-Id", "X-Credits-Remaining-Usd"];
 
 /// The headers of an answer to a submission that `Idempotency-Key` can replay.
 pub(crate) const SUBMITTED_HEADERS: [&str; 3] = [
@@ -43,13 +43,13 @@ pub(crate) fn submission_responses(own: Value) -> Value {
 /// `completed`), the job when it does not (202), and the job's failures (409, 500, 504);
 /// with the operation's own (`own`) over them.
 fn generation_responses(completed: &str, result: &str, own: Value) -> Value {
-    let mut accepted_headers = header_refs(&SUBMITTED_HEADERS);
+    let mut headers = header_refs(&SUBMITTED_HEADERS);
     let completed = json!({
         "description": completed,
-        "headers": accepted_headers,
+        "headers": headers,
         "content": json_body(schema_ref(result))
     });
-    accepted_headers["Location"] = json!({
+    headers["Location"] = json!({
         "description": "`/v1/jobs/{id}` (relative). Only on 202.",
         "schema": {
             "type": "string"
@@ -60,7 +60,7 @@ fn generation_responses(completed: &str, result: &str, own: Value) -> Value {
             "200": completed,
             "202": {
                 "description": "Not finished yet. Sync mode answers with the full job object; `async_mode`, `Prefer: wait` and `pollForResult` answer with `{job_id, status, queue_position, polling_url}`. Poll GET /v1/jobs/{id} or follow GET /v1/jobs/{id}/stream.",
-                "headers": accepted_headers,
+                "headers": headers,
                 "content": json_body(json!({
                     "oneOf": [schema_ref("Job"), schema_ref("JobAccepted")]
                 }))
