@@ -2,8 +2,53 @@
 
 use serde_json::{json, Value};
 
-use super::op::err;
+use super::op::{err, header_refs, overlay, RATE_LIMIT_HEADERS};
 use crate::ErrorCode::*;
+
+const INTERNAL_ERROR: &str =
+    "`internal_error`: an unexpected failure; the cause is logged, not returned.";
+
+/// The 500 of a route whose failures are all unexpected: `InternalError`, inlined where a
+/// keyed route's answer must carry the rate-limit headers.
+pub(crate) fn internal_error() -> Value {
+    err(&[InternalError], json!({"description": INTERNAL_ERROR}))
+}
+
+/// The answers of an unkeyed route that reads a JSON body of at most 4 KiB (413, 415,
+/// 500), with the operation's own (`own`) over them.
+pub(crate) fn small_body_responses(own: Value) -> Value {
+    overlay(
+        json!({
+            "413": {
+                "$ref": "#/components/responses/PayloadTooLarge",
+                "description": "`payload_too_large`: the body is over 4 KiB."
+            },
+            "415": {
+                "$ref": "#/components/responses/UnsupportedMediaType"
+            },
+            "500": {
+                "$ref": "#/components/responses/InternalError"
+            }
+        }),
+        own,
+    )
+}
+
+/// `?limit=` of a paged list: 1–100 items a page, `default` when absent. Written inline,
+/// not as a shared parameter.
+pub(crate) fn limit_param(default: u32) -> Value {
+    json!({
+        "name": "limit",
+        "in": "query",
+        "required": false,
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 100,
+            "default": default
+        }
+    })
+}
 
 pub(crate) fn responses() -> Vec<(&'static str, Value)> {
     vec![
@@ -25,35 +70,19 @@ pub(crate) fn responses() -> Vec<(&'static str, Value)> {
                 }),
             ),
         ),
-        (
-            "InternalError",
-            err(
-                &[InternalError],
-                json!({
-                    "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."
-                }),
-            ),
-        ),
+        ("InternalError", internal_error()),
         (
             "TooManyRequests",
             err(
                 &[RateLimited],
                 json!({
                     "description": "`rate_limited`: this key is over its limit. Nothing ran.",
-                    "headers": {
-                        "X-RateLimit-Limit": {
-                            "$ref": "#/components/headers/X-RateLimit-Limit"
-                        },
-                        "X-RateLimit-Remaining": {
-                            "$ref": "#/components/headers/X-RateLimit-Remaining"
-                        },
-                        "X-RateLimit-Reset": {
-                            "$ref": "#/components/headers/X-RateLimit-Reset"
-                        },
-                        "Retry-After": {
-                            "$ref": "#/components/headers/Retry-After"
-                        }
-                    }
+                    "headers": header_refs(&[
+                        "X-RateLimit-Limit",
+                        "X-RateLimit-Remaining",
+                        "X-RateLimit-Reset",
+                        "Retry-After"
+                    ])
                 }),
             ),
         ),
@@ -72,17 +101,7 @@ pub(crate) fn responses() -> Vec<(&'static str, Value)> {
                 &[JobNotFound],
                 json!({
                     "description": "`job_not_found`: malformed id, unknown id, or a job of another account (never 403, so ids cannot be probed).",
-                    "headers": {
-                        "X-RateLimit-Limit": {
-                            "$ref": "#/components/headers/X-RateLimit-Limit"
-                        },
-                        "X-RateLimit-Remaining": {
-                            "$ref": "#/components/headers/X-RateLimit-Remaining"
-                        },
-                        "X-RateLimit-Reset": {
-                            "$ref": "#/components/headers/X-RateLimit-Reset"
-                        }
-                    }
+                    "headers": header_refs(&RATE_LIMIT_HEADERS)
                 }),
             ),
         ),
@@ -91,18 +110,8 @@ pub(crate) fn responses() -> Vec<(&'static str, Value)> {
             err(
                 &[InternalError],
                 json!({
-                    "description": "`internal_error`: an unexpected failure; the cause is logged, not returned.",
-                    "headers": {
-                        "X-RateLimit-Limit": {
-                            "$ref": "#/components/headers/X-RateLimit-Limit"
-                        },
-                        "X-RateLimit-Remaining": {
-                            "$ref": "#/components/headers/X-RateLimit-Remaining"
-                        },
-                        "X-RateLimit-Reset": {
-                            "$ref": "#/components/headers/X-RateLimit-Reset"
-                        }
-                    }
+                    "description": INTERNAL_ERROR,
+                    "headers": header_refs(&RATE_LIMIT_HEADERS)
                 }),
             ),
         ),

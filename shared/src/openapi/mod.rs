@@ -18,7 +18,13 @@
 //!   order in `paths/mod.rs`. Its JSON is the Operation Object as it appears in the
 //!   document, minus what [`op::Op::finish`] adds: `security`, and on keyed routes 401,
 //!   429, the `X-RateLimit-*` headers and (streams) the `key` parameter. An error answer
-//!   is `err(&[codes…], json!({"description": …}))`, which adds the narrowed `Error` body;
+//!   is `err(&[codes…], json!({"description": …}))`, which adds the narrowed `Error` body.
+//!   The fragments operations repeat are built by [`op`]'s helpers (`json_body`,
+//!   `json_example`, `schema_ref`, `header_refs`, `param_refs`); the answers a family of
+//!   operations shares, by a function in its file (`submission_responses` in
+//!   `paths/generation.rs`, `output_responses` in `paths/files.rs`) or in
+//!   `components.rs` when several files share them (`small_body_responses`,
+//!   `internal_error`), over which an operation lays its own answers with `overlay`;
 //! - schema `Job` → `schemas.rs`, `fn job`; request bodies → `requests.rs`; derived
 //!   wire types → `derived.rs`; stream events → `streams.rs`; code-made examples →
 //!   `examples.rs`;

@@ -151,8 +151,60 @@ pub(crate) fn add_headers(resp: &mut Value, names: &[&str]) {
         .entry("headers")
         .or_insert_with(|| json!({}));
     for name in names {
-        headers[*name] = json!({"$ref": format!("#/components/headers/{name}")});
+        headers[*name] = header_ref(name);
     }
+}
+
+// Builders of the fragments operations and schemas repeat; each returns the JSON as it
+// stands in the document.
+
+/// A reference to a shared header (`components.headers`).
+fn header_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/headers/{name}")})
+}
+
+/// A response's `headers`: references to shared headers, one per name.
+pub(crate) fn header_refs(names: &[&str]) -> Value {
+    let headers: Map<String, Value> = names
+        .iter()
+        .map(|name| ((*name).to_owned(), header_ref(name)))
+        .collect();
+    Value::Object(headers)
+}
+
+/// An operation's `parameters`: references to shared parameters (`components.parameters`).
+pub(crate) fn param_refs(names: &[&str]) -> Value {
+    names
+        .iter()
+        .map(|name| json!({"$ref": format!("#/components/parameters/{name}")}))
+        .collect()
+}
+
+/// A reference to a schema (`components.schemas`).
+pub(crate) fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// The `content` of a JSON request body or response: `schema`, without an example.
+pub(crate) fn json_body(schema: Value) -> Value {
+    json!({"application/json": {"schema": schema}})
+}
+
+/// The `content` of a JSON request body or response: `schema`, with an example.
+pub(crate) fn json_example(schema: Value, example: Value) -> Value {
+    json!({"application/json": {"schema": schema, "example": example}})
+}
+
+/// `base` with the fields of `own` added, each replacing the one of the same name in
+/// `base`: the answers (or properties) several operations (or schemas) share, then the
+/// one's own.
+pub(crate) fn overlay(mut base: Value, own: Value) -> Value {
+    let fields = base.as_object_mut().expect("overlay onto an object");
+    let Value::Object(own) = own else {
+        panic!("overlay of an object")
+    };
+    fields.extend(own);
+    base
 }
 
 /// An error answer: `response` (its description, headers) with the `Error` body whose

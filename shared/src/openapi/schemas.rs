@@ -1,8 +1,10 @@
-//! Component schemas, one function each.
+//! Component schemas, one function each (those of request bodies and derived wire types
+//! are in `requests.rs` and `derived.rs`, and listed from there).
 
 use serde_json::{json, Value};
 
-use super::{derived, examples, requests};
+use super::op::{overlay, schema_ref};
+use super::{derived, examples, requests, JOB_ID_PATTERN};
 use crate::webhooks::EventType;
 use crate::ErrorCode;
 
@@ -10,13 +12,16 @@ use crate::ErrorCode;
 pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
     vec![
         ("Error", error()),
-        ("AccountRequest", account_request()),
+        ("AccountRequest", requests::account_request()),
         (
             "AccountCreated",
             with_example(account_created(), examples::account_created()),
         ),
         ("Credits", with_example(credits(), examples::credits())),
-        ("ImageGenerationRequest", image_generation_request()),
+        (
+            "ImageGenerationRequest",
+            requests::image_generation_request(),
+        ),
         ("ImageData", image_data()),
         (
             "ImageGenerationResult",
@@ -26,7 +31,7 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
             "JobAccepted",
             with_example(job_accepted(), job_accepted_example()),
         ),
-        ("JobStatus", job_status()),
+        ("JobStatus", derived::job_status()),
         (
             "Output",
             with_example(
@@ -38,7 +43,7 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
         ("Health", health()),
         ("OriginStatus", origin_status()),
         ("HealthDurableObject", health_durable_object()),
-        ("KeyCreateRequest", key_create_request()),
+        ("KeyCreateRequest", requests::key_create_request()),
         ("ApiKey", api_key()),
         ("KeyList", key_list()),
         ("ApiKeyCreated", api_key_created()),
@@ -49,7 +54,7 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
         ("UsagePage", usage_page()),
         ("StripeEvent", stripe_event()),
         ("StripeWebhookResult", stripe_webhook_result()),
-        ("AdminCreditRequest", admin_credit_request()),
+        ("AdminCreditRequest", requests::admin_credit_request()),
         ("AdminCreditResult", admin_credit_result()),
         ("LedgerBenchRequest", ledger_bench_request()),
         ("LedgerBenchResult", ledger_bench_result()),
@@ -57,14 +62,14 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "ImageParams",
             with_example(
-                image_params(),
+                derived::image_params(),
                 examples::completed_image_job()["params"].clone(),
             ),
         ),
         (
             "VideoParams",
             with_example(
-                video_params(),
+                derived::video_params(),
                 examples::completed_video_job()["params"].clone(),
             ),
         ),
@@ -75,7 +80,10 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
                 json!({"object": "list", "data": [examples::queued_image_job()]}),
             ),
         ),
-        ("VideoGenerationRequest", video_generation_request()),
+        (
+            "VideoGenerationRequest",
+            requests::video_generation_request(),
+        ),
         (
             "VideoGenerationResult",
             with_example(video_generation_result(), video_result_example()),
@@ -101,7 +109,7 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
         ("WebhookDelivery", webhook_delivery()),
         ("WebhookDeliveries", webhook_deliveries()),
         ("WebhookSecret", webhook_secret()),
-        ("BflRequest", bfl_request()),
+        ("BflRequest", requests::bfl_request()),
         ("BflSubmitted", bfl_submitted()),
         ("BflResult", bfl_result()),
         ("File", file()),
@@ -140,10 +148,6 @@ fn error() -> Value {
         },
         "example": example
     })
-}
-
-fn account_request() -> Value {
-    requests::account_request()
 }
 
 fn account_created() -> Value {
@@ -251,10 +255,6 @@ fn credits() -> Value {
     })
 }
 
-fn image_generation_request() -> Value {
-    requests::image_generation_request()
-}
-
 fn image_data() -> Value {
     json!({
         "type": "object",
@@ -272,6 +272,25 @@ fn image_data() -> Value {
     })
 }
 
+/// The properties of a completed generation's answer (images and video): the job, and
+/// `data`, an array of `item`.
+fn result_properties(item: Value) -> Value {
+    json!({
+        "created": {
+            "type": "integer",
+            "description": "Unix seconds when the job completed."
+        },
+        "job_id": {
+            "type": "string",
+            "pattern": JOB_ID_PATTERN
+        },
+        "data": {
+            "type": "array",
+            "items": item
+        }
+    })
+}
+
 fn image_generation_result() -> Value {
     json!({
         "type": "object",
@@ -280,22 +299,7 @@ fn image_generation_result() -> Value {
             "job_id",
             "data"
         ],
-        "properties": {
-            "created": {
-                "type": "integer",
-                "description": "Unix seconds when the job completed."
-            },
-            "job_id": {
-                "type": "string",
-                "pattern": "^job_[0-9a-hjkmnp-tv-z]{26}$"
-            },
-            "data": {
-                "type": "array",
-                "items": {
-                    "$ref": "#/components/schemas/ImageData"
-                }
-            }
-        }
+        "properties": result_properties(schema_ref("ImageData"))
     })
 }
 
@@ -332,10 +336,6 @@ fn job_accepted() -> Value {
         },
         "description": "The 202 answer of `async_mode=true`, and of `Prefer: wait` / `pollForResult` once their wait is over. An async answer always has `status: queued`."
     })
-}
-
-fn job_status() -> Value {
-    derived::job_status()
 }
 
 fn output() -> Value {
@@ -816,10 +816,6 @@ fn health_durable_object() -> Value {
     })
 }
 
-fn key_create_request() -> Value {
-    requests::key_create_request()
-}
-
 fn api_key() -> Value {
     let mut s = json!({
         "type": "object",
@@ -835,36 +831,13 @@ fn api_key() -> Value {
             "reveal_available",
             "rate_limit_per_min"
         ],
-        "properties": {
-            "id": {
-                "type": "string",
-                "pattern": "^key_[0-9a-hjkmnp-tv-z]{16}$"
-            },
-            "object": {
-                "const": "api_key"
-            },
-            "kind": {
-                "type": "string",
-                "enum": [
-                    "trial",
-                    "gen",
-                    "test"
-                ],
-                "description": "`trial` (sk-trial-), `gen` (sk-gen-, paid), `test` (sk-test-, test mode)."
-            },
-            "label": {
-                "type": "string"
-            },
+        "properties": overlay(key_properties(), json!({
             "prefix": {
                 "type": "string",
                 "description": "`sk-<kind>-…<last 4>`; never the secret.",
                 "examples": [
                     "sk-trial-…ab12"
                 ]
-            },
-            "created_at": {
-                "type": "string",
-                "format": "date-time"
             },
             "last_used_at": {
                 "type": [
@@ -885,17 +858,8 @@ fn api_key() -> Value {
             "reveal_available": {
                 "type": "boolean",
                 "description": "A secret Kiln created for you (the `sk-gen-` key of a first payment) is waiting for POST /v1/keys/{id}/reveal."
-            },
-            "rate_limit_per_min": {
-                "type": [
-                    "integer",
-                    "null"
-                ],
-                "minimum": 1,
-                "maximum": 100000,
-                "description": "The key's own per-minute limit; the effective limit is the lower of this and RATE_LIMIT_PER_MIN. `null`: the deployment's limit."
             }
-        }
+        }))
     });
     s["properties"]["kind"]["enum"] = derived::key_kind();
     s
@@ -936,46 +900,52 @@ fn api_key_created() -> Value {
             "rate_limit_per_min",
             "api_key"
         ],
-        "properties": {
-            "id": {
-                "type": "string",
-                "pattern": "^key_[0-9a-hjkmnp-tv-z]{16}$"
-            },
-            "object": {
-                "const": "api_key"
-            },
-            "kind": {
-                "type": "string",
-                "enum": [
-                    "trial",
-                    "gen",
-                    "test"
-                ],
-                "description": "`trial` (sk-trial-), `gen` (sk-gen-, paid), `test` (sk-test-, test mode)."
-            },
-            "label": {
-                "type": "string"
-            },
+        "properties": overlay(key_properties(), json!({
             "prefix": {
                 "type": "string"
-            },
-            "created_at": {
-                "type": "string",
-                "format": "date-time"
-            },
-            "rate_limit_per_min": {
-                "type": [
-                    "integer",
-                    "null"
-                ],
-                "minimum": 1,
-                "maximum": 100000,
-                "description": "The key's own per-minute limit; the effective limit is the lower of this and RATE_LIMIT_PER_MIN. `null`: the deployment's limit."
             },
             "api_key": {
                 "type": "string",
                 "description": "The full key. Shown only in this response (and in an idempotent replay of it)."
             }
+        }))
+    })
+}
+
+/// The properties of a key that [`api_key`] and [`api_key_created`] share.
+fn key_properties() -> Value {
+    json!({
+        "id": {
+            "type": "string",
+            "pattern": "^key_[0-9a-hjkmnp-tv-z]{16}$"
+        },
+        "object": {
+            "const": "api_key"
+        },
+        "kind": {
+            "type": "string",
+            "enum": [
+                "trial",
+                "gen",
+                "test"
+            ],
+            "description": "`trial` (sk-trial-), `gen` (sk-gen-, paid), `test` (sk-test-, test mode)."
+        },
+        "label": {
+            "type": "string"
+        },
+        "created_at": {
+            "type": "string",
+            "format": "date-time"
+        },
+        "rate_limit_per_min": {
+            "type": [
+                "integer",
+                "null"
+            ],
+            "minimum": 1,
+            "maximum": 100000,
+            "description": "The key's own per-minute limit; the effective limit is the lower of this and RATE_LIMIT_PER_MIN. `null`: the deployment's limit."
         }
     })
 }
@@ -1300,10 +1270,6 @@ fn stripe_webhook_result() -> Value {
     })
 }
 
-fn admin_credit_request() -> Value {
-    requests::admin_credit_request()
-}
-
 fn admin_credit_result() -> Value {
     json!({
         "type": "object",
@@ -1428,38 +1394,34 @@ fn probe_bench_result() -> Value {
     })
 }
 
-fn image_params() -> Value {
-    derived::image_params()
-}
-
-fn video_params() -> Value {
-    derived::video_params()
-}
-
-fn job_list() -> Value {
+/// A list of `item` (a schema name) in OpenAI's shape: `object: "list"`, `data`.
+fn list_of(item: &str) -> Value {
     json!({
         "type": "object",
         "required": [
             "object",
             "data"
         ],
-        "properties": {
-            "object": {
-                "type": "string",
-                "const": "list"
-            },
-            "data": {
-                "type": "array",
-                "items": {
-                    "$ref": "#/components/schemas/Job"
-                }
-            }
+        "properties": list_properties(item)
+    })
+}
+
+/// The properties of [`list_of`] `item`.
+pub(crate) fn list_properties(item: &str) -> Value {
+    json!({
+        "object": {
+            "type": "string",
+            "const": "list"
+        },
+        "data": {
+            "type": "array",
+            "items": schema_ref(item)
         }
     })
 }
 
-fn video_generation_request() -> Value {
-    requests::video_generation_request()
+fn job_list() -> Value {
+    list_of("Job")
 }
 
 fn video_generation_result() -> Value {
@@ -1471,32 +1433,19 @@ fn video_generation_result() -> Value {
             "data"
         ],
         "description": "OpenAI Images-like shape for a completed video.",
-        "properties": {
-            "created": {
-                "type": "integer",
-                "description": "Unix seconds when the job completed."
-            },
-            "job_id": {
-                "type": "string",
-                "pattern": "^job_[0-9a-hjkmnp-tv-z]{26}$"
-            },
-            "data": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": [
-                        "url"
-                    ],
-                    "properties": {
-                        "url": {
-                            "type": "string",
-                            "format": "uri",
-                            "description": "The MP4 (`/outputs/job_…-0.mp4`): H.264, 24 fps, at 2× the requested size."
-                        }
-                    }
+        "properties": result_properties(json!({
+            "type": "object",
+            "required": [
+                "url"
+            ],
+            "properties": {
+                "url": {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "The MP4 (`/outputs/job_…-0.mp4`): H.264, 24 fps, at 2× the requested size."
                 }
             }
-        }
+        }))
     })
 }
 
@@ -1610,25 +1559,7 @@ fn model() -> Value {
 }
 
 fn model_list() -> Value {
-    json!({
-        "type": "object",
-        "required": [
-            "object",
-            "data"
-        ],
-        "properties": {
-            "object": {
-                "type": "string",
-                "const": "list"
-            },
-            "data": {
-                "type": "array",
-                "items": {
-                    "$ref": "#/components/schemas/Model"
-                }
-            }
-        }
-    })
+    list_of("Model")
 }
 
 fn queue_status() -> Value {
@@ -1788,6 +1719,23 @@ fn webhook_payload() -> Value {
     })
 }
 
+/// The properties that name a webhook event, in [`webhook_event`] and
+/// [`webhook_delivery`].
+fn event_properties() -> Value {
+    json!({
+        "webhook_id": {
+            "type": "string",
+            "pattern": "^msg_[0-9a-hjkmnp-tv-z]{26}$",
+            "examples": [
+                "msg_a2ds2zkzxe8h2mgqfrra8jptp4"
+            ]
+        },
+        "type": {
+            "$ref": "#/components/schemas/WebhookEventType"
+        }
+    })
+}
+
 fn webhook_event() -> Value {
     let mut s = json!({
         "type": "object",
@@ -1799,17 +1747,7 @@ fn webhook_event() -> Value {
             "next_attempt_at"
         ],
         "description": "One webhook event of a job and where its delivery stands.",
-        "properties": {
-            "webhook_id": {
-                "type": "string",
-                "pattern": "^msg_[0-9a-hjkmnp-tv-z]{26}$",
-                "examples": [
-                    "msg_a2ds2zkzxe8h2mgqfrra8jptp4"
-                ]
-            },
-            "type": {
-                "$ref": "#/components/schemas/WebhookEventType"
-            },
+        "properties": overlay(event_properties(), json!({
             "state": {
                 "type": "string",
                 "enum": [
@@ -1833,7 +1771,7 @@ fn webhook_event() -> Value {
                 "format": "date-time",
                 "description": "Set while `pending`."
             }
-        }
+        }))
     });
     s["properties"]["state"]["enum"] = derived::delivery_state();
     s
@@ -1853,17 +1791,7 @@ fn webhook_delivery() -> Value {
             "replay"
         ],
         "description": "One delivery attempt.",
-        "properties": {
-            "webhook_id": {
-                "type": "string",
-                "pattern": "^msg_[0-9a-hjkmnp-tv-z]{26}$",
-                "examples": [
-                    "msg_a2ds2zkzxe8h2mgqfrra8jptp4"
-                ]
-            },
-            "type": {
-                "$ref": "#/components/schemas/WebhookEventType"
-            },
+        "properties": overlay(event_properties(), json!({
             "attempt": {
                 "type": "integer",
                 "minimum": 1,
@@ -1902,7 +1830,7 @@ fn webhook_delivery() -> Value {
                 "type": "boolean",
                 "description": "Made by POST /v1/jobs/{id}/webhook."
             }
-        },
+        })),
         "example": {
             "webhook_id": "msg_mtetbq3y6qv9q8m52mj3zm46pg",
             "type": "job.completed",
@@ -2017,10 +1945,6 @@ fn webhook_secret() -> Value {
             "signature_scheme": "Standard Webhooks v1 (HMAC-SHA256)"
         }
     })
-}
-
-fn bfl_request() -> Value {
-    requests::bfl_request()
 }
 
 fn bfl_submitted() -> Value {

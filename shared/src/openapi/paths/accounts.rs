@@ -16,42 +16,20 @@ pub(crate) fn create_account() -> Op {
             "summary": "Register an email: a trial account with $2.00 and its first sk-trial- key",
             "requestBody": {
                 "required": true,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "$ref": "#/components/schemas/AccountRequest"
-                        }
-                    }
-                }
+                "content": json_body(schema_ref("AccountRequest"))
             },
-            "responses": {
+            "responses": small_body_responses(json!({
                 "201": {
                     "description": "Created. `api_key` is shown only here.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/AccountCreated"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("AccountCreated"))
                 },
                 "400": err(&[InvalidJson, InvalidType, MissingParameter, UnknownParameter, InvalidValue], json!({
                     "description": "Invalid body; `param` names the field at fault: `invalid_json`, `invalid_type`, `missing_parameter` or `invalid_value` (`email`), `unknown_parameter`."
                 })),
                 "409": err(&[TrialExists], json!({
                     "description": "`trial_exists` (param `email`): this normalised email already has a trial account."
-                })),
-                "413": {
-                    "$ref": "#/components/responses/PayloadTooLarge",
-                    "description": "`payload_too_large`: the body is over 4 KiB."
-                },
-                "415": {
-                    "$ref": "#/components/responses/UnsupportedMediaType"
-                },
-                "500": {
-                    "$ref": "#/components/responses/InternalError"
-                }
-            }
+                }))
+            }))
         }),
     )
 }
@@ -71,17 +49,9 @@ pub(crate) fn get_credits() -> Op {
             "responses": {
                 "200": {
                     "description": "Balances.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/Credits"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("Credits"))
                 },
-                "500": err(&[InternalError], json!({
-                    "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."
-                }))
+                "500": internal_error()
             }
         }),
     )

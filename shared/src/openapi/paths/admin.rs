@@ -1,6 +1,16 @@
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::prelude::*;
+
+/// The 401 of every admin route.
+fn invalid_admin_token() -> Value {
+    err(
+        &[InvalidAdminToken],
+        json!({
+            "description": "`invalid_admin_token`: no bearer token, a wrong one, or ADMIN_TOKEN unset."
+        }),
+    )
+}
 
 /// `POST /admin/accounts/{id}/credits`
 pub(crate) fn admin_adjust_credits() -> Op {
@@ -29,49 +39,27 @@ pub(crate) fn admin_adjust_credits() -> Op {
             ],
             "requestBody": {
                 "required": true,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "$ref": "#/components/schemas/AdminCreditRequest"
-                        },
-                        "example": {
-                            "amount_usd": "3.5",
-                            "reason": "goodwill credit"
-                        }
-                    }
-                }
+                "content": json_example(
+                    schema_ref("AdminCreditRequest"),
+                    json!({
+                        "amount_usd": "3.5",
+                        "reason": "goodwill credit"
+                    })
+                )
             },
-            "responses": {
+            "responses": small_body_responses(json!({
                 "200": {
                     "description": "Balances after the adjustment.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/AdminCreditResult"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("AdminCreditResult"))
                 },
                 "400": err(&[InvalidJson, MissingParameter, InvalidType, InvalidValue, UnknownParameter], json!({
                     "description": "`invalid_json`; `missing_parameter` (`amount_usd`, `reason`); `invalid_type`; `invalid_value` (`amount_usd` not an exact amount, zero, or leaving balance below held; `reason` empty, whitespace or over 500 characters); `unknown_parameter`."
                 })),
-                "401": err(&[InvalidAdminToken], json!({
-                    "description": "`invalid_admin_token`: no bearer token, a wrong one, or ADMIN_TOKEN unset."
-                })),
+                "401": invalid_admin_token(),
                 "404": err(&[AccountNotFound], json!({
                     "description": "`account_not_found`: malformed or unknown account id."
-                })),
-                "413": {
-                    "$ref": "#/components/responses/PayloadTooLarge",
-                    "description": "`payload_too_large`: the body is over 4 KiB."
-                },
-                "415": {
-                    "$ref": "#/components/responses/UnsupportedMediaType"
-                },
-                "500": {
-                    "$ref": "#/components/responses/InternalError"
-                }
-            }
+                }))
+            }))
         }),
     )
 }
@@ -91,21 +79,17 @@ pub(crate) fn admin_ledger_bench() -> Op {
             "description": "Used by `cargo xtask bench`. Order: admin token (401), body size (413, 4 KiB), fields (400). With `target: \"ledger\"` places `holds` holds of 1 µ$ on the account through the Account DO, `concurrency` at a time, then releases them all, and reports the rates measured inside the Worker. The balance ends where it started, but every released hold stays in the account's ledger (a refunded `bench` charge in /v1/usage): point it at a benchmark account. With `target: \"probe\"` runs the same loop against the no-op Probe DO instead. No rate limiting, no `Idempotency-Key`.",
             "requestBody": {
                 "required": true,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "$ref": "#/components/schemas/LedgerBenchRequest"
-                        },
-                        "example": {
-                            "account_id": "acct_0123456789abcdef",
-                            "holds": 450,
-                            "concurrency": 32,
-                            "target": "ledger"
-                        }
-                    }
-                }
+                "content": json_example(
+                    schema_ref("LedgerBenchRequest"),
+                    json!({
+                        "account_id": "acct_0123456789abcdef",
+                        "holds": 450,
+                        "concurrency": 32,
+                        "target": "ledger"
+                    })
+                )
             },
-            "responses": {
+            "responses": small_body_responses(json!({
                 "200": {
                     "description": "Rates for the chosen target.",
                     "content": {
@@ -126,26 +110,14 @@ pub(crate) fn admin_ledger_bench() -> Op {
                 "400": err(&[InvalidJson, InvalidValue, OutOfRange, InvalidType, UnknownParameter], json!({
                     "description": "`invalid_json`; `invalid_value` (`account_id` missing or not an account id, `target` not `ledger`/`probe`); `out_of_range` (`holds` outside 1–450, `concurrency` outside 1–256); `invalid_type`; `unknown_parameter`."
                 })),
-                "401": err(&[InvalidAdminToken], json!({
-                    "description": "`invalid_admin_token`: no bearer token, a wrong one, or ADMIN_TOKEN unset."
-                })),
+                "401": invalid_admin_token(),
                 "404": err(&[AccountNotFound], json!({
                     "description": "`account_not_found`: with `target: \"ledger\"`, the account does not exist."
                 })),
                 "402": err(&[InsufficientCredits], json!({
                     "description": "`insufficient_credits`: the account cannot hold another 1 µ$ (`target: \"ledger\"`)."
-                })),
-                "413": {
-                    "$ref": "#/components/responses/PayloadTooLarge",
-                    "description": "`payload_too_large`: the body is over 4 KiB."
-                },
-                "415": {
-                    "$ref": "#/components/responses/UnsupportedMediaType"
-                },
-                "500": {
-                    "$ref": "#/components/responses/InternalError"
-                }
-            }
+                }))
+            }))
         }),
     )
 }
@@ -178,9 +150,7 @@ pub(crate) fn sweep_files() -> Op {
                         }
                     }
                 },
-                "401": err(&[InvalidAdminToken], json!({
-                    "description": "`invalid_admin_token`: no bearer token, a wrong one, or ADMIN_TOKEN unset."
-                })),
+                "401": invalid_admin_token(),
                 "500": {
                     "$ref": "#/components/responses/InternalError"
                 }

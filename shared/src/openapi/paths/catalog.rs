@@ -18,13 +18,7 @@ pub(crate) fn list_models() -> Op {
             "responses": {
                 "200": {
                     "description": "The catalog (flux2-dev, ltx-2.3, ltx-2.3-fast).",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/ModelList"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("ModelList"))
                 },
                 "500": {
                     "$ref": "#/components/responses/InternalError"
@@ -50,13 +44,7 @@ pub(crate) fn get_queue_status() -> Op {
             "responses": {
                 "200": {
                     "description": "The queue.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/QueueStatus"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("QueueStatus"))
                 },
                 "500": {
                     "$ref": "#/components/responses/InternalError"

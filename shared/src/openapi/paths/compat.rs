@@ -34,78 +34,32 @@ pub(crate) fn bfl_submit() -> Op {
             ],
             "requestBody": {
                 "required": true,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "$ref": "#/components/schemas/BflRequest"
-                        },
-                        "example": {
-                            "prompt": "draw a rainbow",
-                            "width": 1024,
-                            "height": 768,
-                            "guidance": 3.5
-                        }
-                    }
-                }
+                "content": json_example(
+                    schema_ref("BflRequest"),
+                    json!({
+                        "prompt": "draw a rainbow",
+                        "width": 1024,
+                        "height": 768,
+                        "guidance": 3.5
+                    })
+                )
             },
-            "responses": {
+            "responses": submission_responses(json!({
                 "200": {
                     "description": "Queued.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/BflSubmitted"
-                            }
-                        }
-                    },
-                    "headers": {
-                        "X-Kiln-Job-Id": {
-                            "$ref": "#/components/headers/X-Kiln-Job-Id"
-                        },
-                        "X-Credits-Remaining-Usd": {
-                            "$ref": "#/components/headers/X-Credits-Remaining-Usd"
-                        },
-                        "Idempotent-Replayed": {
-                            "$ref": "#/components/headers/Idempotent-Replayed"
-                        }
-                    }
+                    "content": json_body(schema_ref("BflSubmitted")),
+                    "headers": header_refs(&SUBMITTED_HEADERS)
                 },
                 "400": err(&[InvalidJson, InvalidType, MissingParameter, UnknownParameter, InvalidValue, InvalidDimensions, OutOfRange, ModelNotFound, InvalidReplyUrl], json!({
                     "description": "As on the image endpoint (`param` names the field; `guidance` errors name `cfg`), plus `unknown_parameter` for `model` in the body and BFL fields Kiln does not take, `invalid_value` for `output_format` ≠ png, `prompt_upsampling` ≠ false and any `image_prompt`, `model_not_found` for the path, and `invalid_reply_url`."
                 })),
-                "402": err(&[InsufficientCredits], json!({
-                    "description": "`insufficient_credits`: available balance (balance − held) is below the price; the message states both amounts."
-                })),
-                "403": err(&[FileNotYours], json!({
-                    "description": "`file_not_yours`: an `input_files` entry is not one of your files; nothing is charged."
-                })),
                 "409": err(&[IdempotencyConflict, IdempotencyInProgress], json!({
                     "description": "`idempotency_conflict` / `idempotency_in_progress` (`param` is `Idempotency-Key`)."
                 })),
-                "410": err(&[Expired], json!({
-                    "description": "`expired`: an `input_files` entry has expired."
-                })),
-                "413": err(&[PayloadTooLarge], json!({
-                    "description": "`payload_too_large`: the body is over 64 KiB."
-                })),
-                "415": {
-                    "$ref": "#/components/responses/UnsupportedMediaType"
-                },
                 "500": {
                     "$ref": "#/components/responses/KeyedInternalError"
-                },
-                "503": err(&[NoCapacity, QueueFull], json!({
-                    "description": "`no_capacity`: no origin that serves the model is up; or `queue_full`: 1000 jobs are already waiting. The job failed at once and its hold was released. Retry later.",
-                    "headers": {
-                        "X-Kiln-Job-Id": {
-                            "$ref": "#/components/headers/X-Kiln-Job-Id"
-                        },
-                        "X-Credits-Remaining-Usd": {
-                            "$ref": "#/components/headers/X-Credits-Remaining-Usd"
-                        }
-                    }
-                }))
-            }
+                }
+            }))
         }),
     )
 }
@@ -138,13 +92,7 @@ pub(crate) fn bfl_get_result() -> Op {
             "responses": {
                 "200": {
                     "description": "The job in BFL's shape.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/BflResult"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("BflResult"))
                 },
                 "404": {
                     "$ref": "#/components/responses/JobNotFound"

@@ -1,7 +1,21 @@
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::prelude::*;
 use crate::openapi::streams::event_stream;
+use crate::openapi::JOB_ID_PATTERN;
+
+/// `id` of the `/v1/jobs/{id}` routes.
+pub(crate) fn job_id_param() -> Value {
+    json!({
+        "name": "id",
+        "in": "path",
+        "required": true,
+        "schema": {
+            "type": "string",
+            "pattern": JOB_ID_PATTERN
+        }
+    })
+}
 
 /// `GET /v1/jobs/{id}`
 pub(crate) fn get_job() -> Op {
@@ -16,27 +30,13 @@ pub(crate) fn get_job() -> Op {
             ],
             "summary": "The job object",
             "parameters": [
-                {
-                    "name": "id",
-                    "in": "path",
-                    "required": true,
-                    "schema": {
-                        "type": "string",
-                        "pattern": "^job_[0-9a-hjkmnp-tv-z]{26}$"
-                    }
-                }
+                job_id_param()
             ],
             "description": "Jobs of other accounts are 404, like unknown ids. `queue_position` is set while the job is queued.",
             "responses": {
                 "200": {
                     "description": "The job.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/Job"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("Job"))
                 },
                 "404": {
                     "$ref": "#/components/responses/JobNotFound"
@@ -63,26 +63,12 @@ pub(crate) fn cancel_job() -> Op {
             "summary": "Cancel a job",
             "description": "Queued: leaves the queue, cancelled at once. Loading or processing: cancelled at once, and the edge tells its origin (signed DELETE) to stop, freeing the GPU slot. Either way the hold is released, stream subscribers get a `cancelled` event, and a request still waiting for the job answers 409 `job_cancelled`. No body.",
             "parameters": [
-                {
-                    "name": "id",
-                    "in": "path",
-                    "required": true,
-                    "schema": {
-                        "type": "string",
-                        "pattern": "^job_[0-9a-hjkmnp-tv-z]{26}$"
-                    }
-                }
+                job_id_param()
             ],
             "responses": {
                 "200": {
                     "description": "The cancelled job (`status: cancelled`, `error_code: cancelled`, `completed_at` set).",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/Job"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("Job"))
                 },
                 "404": {
                     "$ref": "#/components/responses/JobNotFound"
@@ -114,13 +100,7 @@ pub(crate) fn list_active_jobs() -> Op {
             "responses": {
                 "200": {
                     "description": "The active jobs (possibly none).",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/JobList"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("JobList"))
                 },
                 "500": {
                     "$ref": "#/components/responses/KeyedInternalError"
@@ -144,15 +124,7 @@ pub(crate) fn stream_job() -> Op {
             "summary": "Follow one job (SSE)",
             "description": "The first event is the job's current state (for a queued job with `queue_position`), so a late subscriber loses nothing; then one event per change in order; the stream ends after the terminal event (`completed`, `failed` or `cancelled`), at once if the job has already ended. A job re-queued after a lost origin sends `queued` again with `attempt: 2`.",
             "parameters": [
-                {
-                    "name": "id",
-                    "in": "path",
-                    "required": true,
-                    "schema": {
-                        "type": "string",
-                        "pattern": "^job_[0-9a-hjkmnp-tv-z]{26}$"
-                    }
-                }
+                job_id_param()
             ],
             "responses": {
                 "200": {
@@ -236,13 +208,7 @@ pub(crate) fn estimate_job() -> Op {
             "responses": {
                 "200": {
                     "description": "The estimate.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/Estimate"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("Estimate"))
                 },
                 "400": err(&[UnknownWorkflow], json!({
                     "description": "`unknown_workflow`: `workflow_id` missing or not one of the workflow ids (param `workflow_id`; the message lists them)."

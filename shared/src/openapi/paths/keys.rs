@@ -1,6 +1,19 @@
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::prelude::*;
+
+/// `id` of the `/v1/keys/{id}` routes.
+fn key_id_param() -> Value {
+    json!({
+        "name": "id",
+        "in": "path",
+        "required": true,
+        "schema": {
+            "type": "string"
+        },
+        "description": "A key id (`key_…`)."
+    })
+}
 
 /// `GET /v1/keys`
 pub(crate) fn list_keys() -> Op {
@@ -17,17 +30,9 @@ pub(crate) fn list_keys() -> Op {
             "responses": {
                 "200": {
                     "description": "Every key of the account, oldest first.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/KeyList"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("KeyList"))
                 },
-                "500": err(&[InternalError], json!({
-                    "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."
-                }))
+                "500": internal_error()
             }
         }),
     )
@@ -53,28 +58,18 @@ pub(crate) fn create_key() -> Op {
             ],
             "requestBody": {
                 "required": false,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "$ref": "#/components/schemas/KeyCreateRequest"
-                        },
-                        "example": {
-                            "label": "n8n",
-                            "rate_limit_per_min": 60
-                        }
-                    }
-                }
+                "content": json_example(
+                    schema_ref("KeyCreateRequest"),
+                    json!({
+                        "label": "n8n",
+                        "rate_limit_per_min": 60
+                    })
+                )
             },
             "responses": {
                 "201": {
                     "description": "Created. `api_key` is the only copy of the secret.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/ApiKeyCreated"
-                            }
-                        }
-                    },
+                    "content": json_body(schema_ref("ApiKeyCreated")),
                     "headers": {
                         "Idempotent-Replayed": {
                             "$ref": "#/components/headers/Idempotent-Replayed"
@@ -93,9 +88,7 @@ pub(crate) fn create_key() -> Op {
                 "415": {
                     "$ref": "#/components/responses/UnsupportedMediaType"
                 },
-                "500": err(&[InternalError], json!({
-                    "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."
-                }))
+                "500": internal_error()
             }
         }),
     )
@@ -115,33 +108,17 @@ pub(crate) fn revoke_key() -> Op {
             "summary": "Revoke a key",
             "description": "Takes effect on the next request with that key, everywhere (401 `invalid_api_key`). Any key of the account may revoke any other, or itself. A pending reveal is discarded.",
             "parameters": [
-                {
-                    "name": "id",
-                    "in": "path",
-                    "required": true,
-                    "schema": {
-                        "type": "string"
-                    },
-                    "description": "A key id (`key_…`)."
-                }
+                key_id_param()
             ],
             "responses": {
                 "200": {
                     "description": "Revoked.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/KeyRevoked"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("KeyRevoked"))
                 },
                 "404": err(&[KeyNotFound], json!({
                     "description": "`key_not_found`: no active key with this id in the account (unknown, another account's, or already revoked)."
                 })),
-                "500": err(&[InternalError], json!({
-                    "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."
-                }))
+                "500": internal_error()
             }
         }),
     )
@@ -161,33 +138,17 @@ pub(crate) fn reveal_key() -> Op {
             "summary": "One-time reveal of a key Kiln created for you",
             "description": "Returns the secret of a key whose `reveal_available` is true (the `sk-gen-` key a trial account receives with its first Stripe payment), then forgets it. The body is ignored. Not covered by `Idempotency-Key`.",
             "parameters": [
-                {
-                    "name": "id",
-                    "in": "path",
-                    "required": true,
-                    "schema": {
-                        "type": "string"
-                    },
-                    "description": "A key id (`key_…`)."
-                }
+                key_id_param()
             ],
             "responses": {
                 "200": {
                     "description": "The secret, shown this once.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/KeyRevealed"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("KeyRevealed"))
                 },
                 "404": err(&[KeyNotFound], json!({
                     "description": "`key_not_found`: no key with this id waits to be revealed (never, already revealed, or revoked)."
                 })),
-                "500": err(&[InternalError], json!({
-                    "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."
-                }))
+                "500": internal_error()
             }
         }),
     )

@@ -60,10 +60,16 @@ pub(crate) fn operations() -> Vec<Op> {
     ]
 }
 
-pub(crate) use files::upload_types;
+pub(crate) use files::upload_form;
 
 mod prelude {
-    pub(crate) use super::super::op::{err, Auth::*, Method::*, Op};
-    pub(crate) use super::upload_types;
+    pub(crate) use super::super::components::{internal_error, limit_param, small_body_responses};
+    pub(crate) use super::super::op::{
+        err, header_refs, json_body, json_example, overlay, param_refs, schema_ref, Auth::*,
+        Method::*, Op,
+    };
+    pub(crate) use super::generation::{submission_responses, SUBMITTED_HEADERS};
+    pub(crate) use super::jobs::job_id_param;
+    pub(crate) use super::upload_form;
     pub(crate) use crate::ErrorCode::*;
 }

@@ -18,13 +18,7 @@ pub(crate) fn get_health() -> Op {
             "responses": {
                 "200": {
                     "description": "Always 200 while the edge runs; see `status`.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/Health"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("Health"))
                 },
                 "500": {
                     "$ref": "#/components/responses/InternalError"
@@ -50,17 +44,13 @@ pub(crate) fn get_health_durable_object() -> Op {
             "responses": {
                 "200": {
                     "description": "The Durable Object answered.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/HealthDurableObject"
-                            },
-                            "example": {
-                                "status": "ok",
-                                "round_trip_ms": 3
-                            }
-                        }
-                    }
+                    "content": json_example(
+                        schema_ref("HealthDurableObject"),
+                        json!({
+                            "status": "ok",
+                            "round_trip_ms": 3
+                        })
+                    )
                 },
                 "500": {
                     "$ref": "#/components/responses/InternalError"

@@ -15,18 +15,9 @@ pub(crate) fn list_usage() -> Op {
             ],
             "summary": "Charges and credits, newest first",
             "parameters": [
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "required": false,
-                    "schema": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": 100,
-                        "default": 50
-                    },
+                overlay(limit_param(50), json!({
                     "description": "Rows per page, 1–100 (else 400 `out_of_range`, param `limit`)."
-                },
+                })),
                 {
                     "name": "cursor",
                     "in": "query",
@@ -41,20 +32,12 @@ pub(crate) fn list_usage() -> Op {
             "responses": {
                 "200": {
                     "description": "A page.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/UsagePage"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("UsagePage"))
                 },
                 "400": err(&[OutOfRange, InvalidValue], json!({
                     "description": "`out_of_range` (`limit`) or `invalid_value` (`cursor` is not one this endpoint returned); `param` names the query parameter."
                 })),
-                "500": err(&[InternalError], json!({
-                    "description": "`internal_error`: an unexpected failure; the cause is logged, not returned."
-                }))
+                "500": internal_error()
             }
         }),
     )

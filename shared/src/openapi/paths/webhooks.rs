@@ -16,26 +16,12 @@ pub(crate) fn list_job_deliveries() -> Op {
             "summary": "The job's webhook events and delivery attempts",
             "description": "Every webhook event of the job with its state, and every delivery attempt (retries and replays included), oldest first. Not paginated.",
             "parameters": [
-                {
-                    "name": "id",
-                    "in": "path",
-                    "required": true,
-                    "schema": {
-                        "type": "string",
-                        "pattern": "^job_[0-9a-hjkmnp-tv-z]{26}$"
-                    }
-                }
+                job_id_param()
             ],
             "responses": {
                 "200": {
                     "description": "The delivery log.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/WebhookDeliveries"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("WebhookDeliveries"))
                 },
                 "404": {
                     "$ref": "#/components/responses/JobNotFound"
@@ -62,26 +48,12 @@ pub(crate) fn replay_job_webhook() -> Op {
             "summary": "Replay the job's terminal webhook now",
             "description": "Sends the job's terminal event (`job.completed`, `job.failed` or `job.cancelled`) to its `replyUrl` again, at once, with the event's `webhook-id` and body and a fresh timestamp and signature, and answers when the attempt is over (at most 15 s). A 2xx marks the event delivered and ends its pending retries; any other outcome only adds to the log (the replay counts as one of the event's attempts). The destination rules apply. The body is ignored; not covered by `Idempotency-Key`.",
             "parameters": [
-                {
-                    "name": "id",
-                    "in": "path",
-                    "required": true,
-                    "schema": {
-                        "type": "string",
-                        "pattern": "^job_[0-9a-hjkmnp-tv-z]{26}$"
-                    }
-                }
+                job_id_param()
             ],
             "responses": {
                 "200": {
                     "description": "The attempt, whatever the receiver answered (see `status_code` and `error`).",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/WebhookDelivery"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("WebhookDelivery"))
                 },
                 "404": {
                     "$ref": "#/components/responses/JobNotFound"
@@ -113,19 +85,15 @@ pub(crate) fn get_webhook_secret() -> Op {
             "responses": {
                 "200": {
                     "description": "The secret, and the previous one while it still signs.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/WebhookSecret"
-                            },
-                            "example": {
-                                "secret": "whsec_f4/JSAm…",
-                                "created_at": "2026-04-03T12:30:00Z",
-                                "previous": null,
-                                "signature_scheme": "Standard Webhooks v1 (HMAC-SHA256)"
-                            }
-                        }
-                    }
+                    "content": json_example(
+                        schema_ref("WebhookSecret"),
+                        json!({
+                            "secret": "whsec_f4/JSAm…",
+                            "created_at": "2026-04-03T12:30:00Z",
+                            "previous": null,
+                            "signature_scheme": "Standard Webhooks v1 (HMAC-SHA256)"
+                        })
+                    )
                 },
                 "500": {
                     "$ref": "#/components/responses/KeyedInternalError"
@@ -161,13 +129,7 @@ pub(crate) fn rotate_webhook_secret() -> Op {
                             "$ref": "#/components/headers/Idempotent-Replayed"
                         }
                     },
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "$ref": "#/components/schemas/WebhookSecret"
-                            }
-                        }
-                    }
+                    "content": json_body(schema_ref("WebhookSecret"))
                 },
                 "400": err(&[InvalidValue], json!({
                     "description": "`invalid_value`: a malformed `Idempotency-Key` (`param` is `Idempotency-Key`)."
