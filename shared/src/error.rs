@@ -84,6 +84,8 @@ error_codes! {
     Expired => "expired",
     ImageTooLarge => "image_too_large",
     InvalidImage => "invalid_image",
+    CrossOrigin => "cross_origin",
+    BillingNotConfigured => "billing_not_configured",
 }
 
 impl PartialEq<&str> for ErrorCode {
