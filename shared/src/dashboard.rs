@@ -119,6 +119,16 @@ pub fn cross_origin() -> ApiError {
     )
 }
 
+/// The 401 for a session cookie that is unknown, expired, signed out, or whose key was
+/// revoked.
+pub fn invalid_session() -> ApiError {
+    ApiError::new(
+        401,
+        ErrorCode::InvalidSession,
+        "The session has expired or was signed out; sign in again.",
+    )
+}
+
 /// `POST /v1/session`: how the user signs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignIn {

@@ -85,6 +85,7 @@ error_codes! {
     ImageTooLarge => "image_too_large",
     InvalidImage => "invalid_image",
     CrossOrigin => "cross_origin",
+    InvalidSession => "invalid_session",
     BillingNotConfigured => "billing_not_configured",
 }
 
