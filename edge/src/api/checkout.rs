@@ -39,8 +39,8 @@ pub async fn handle_create(
     let form = checkout_form(
         tier,
         &caller.account_id,
-        &format!("{base}/app/credits.html?checkout=success"),
-        &format!("{base}/app/credits.html?checkout=cancelled"),
+        &format!("{base}/app/credits?checkout=success"),
+        &format!("{base}/app/credits?checkout=cancelled"),
     );
     let encoded = worker::url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)
