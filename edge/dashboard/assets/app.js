@@ -300,6 +300,7 @@ async function playgroundPage() {
       if ($("#negative_prompt").value) body.negative_prompt = $("#negative_prompt").value;
     }
     if (inputFiles.length) body.input_files = inputFiles;
+    if ($("#reply_url").value) body.replyUrl = $("#reply_url").value;
     return { path: m.endpoint, body };
   };
   const snippets = () => {
