@@ -518,7 +518,10 @@ fn a_person_signs_up_generates_and_finds_the_result_in_a_browser() {
     assert_eq!(sizes, json!(["960x544", "544x960", "768x768"]));
     b.type_into("#num_frames", "50");
     let hint = b.js("return [document.querySelector('#frames-hint').textContent, document.querySelector('#num_frames').validity.valid]");
-    assert!(hint[0].as_str().unwrap().contains("nearest are 49 and 57"), "{hint}");
+    assert!(
+        hint[0].as_str().unwrap().contains("nearest are 49 and 57"),
+        "{hint}"
+    );
     assert_eq!(hint[1], json!(false));
     b.type_into("#num_frames", "49");
     let hint = b.js("return [document.querySelector('#frames-hint').textContent, document.querySelector('#num_frames').validity.valid]");

@@ -142,6 +142,10 @@ fn dev(args: &[String]) -> Result<()> {
         println!("  sk-test- keys still run on the sim.");
     }
     println!("  edge:    {}", stack.edge_url);
+    println!(
+        "  dashboard: {}/ (sign in with the API key below)",
+        stack.edge_url
+    );
     for o in &stack.origins {
         println!("  origin:  {} ({})", o.url, o.id);
     }
