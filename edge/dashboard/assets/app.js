@@ -239,10 +239,7 @@ async function playgroundPage() {
     $("#size").replaceChildren(...sizes.map(([w, h]) => el("option", {
       value: `${w}x${h}`, text: `${w} × ${h}`, selected: w === defW && h === defH,
     })));
-    const scale = m.parameters["x-output-scale"];
-    $("#size-hint").textContent = m.kind === "video"
-      ? `One of the model's sizes; the output is upscaled ${scale || 2}× (${defW} × ${defH} → ${defW * (scale || 2)} × ${defH * (scale || 2)}).`
-      : `${p.width.minimum}–${p.width.maximum} px per side, multiples of ${p.width.multipleOf}.`;
+    sizeHint();
     setNumber("seed", p.seed);
     if (m.kind === "image") { setNumber("steps", p.steps); setNumber("cfg", p.cfg); setNumber("n", p.n); }
     else { setNumber("num_frames", p.num_frames); framesHint(); }
@@ -253,13 +250,22 @@ async function playgroundPage() {
   const fillKind = () => {
     const k = kind();
     $("#model").replaceChildren(...models.filter((m) => m.kind === k).map((m) => el("option", {
-      value: m.id, text: `${m.name || m.id} (${m.cost.rule})${m.available ? "" : " – no GPU up"}`,
+      value: m.id, text: `${m.name || m.id} (${usd(m.cost.usd_per_unit)} per ${m.cost.unit})${m.available ? "" : " – no GPU up"}`,
     })));
     for (const d of document.querySelectorAll("[data-kind]")) {
       d.hidden = d.dataset.kind !== k;
       for (const i of d.querySelectorAll("input")) i.disabled = d.hidden;
     }
     fillModel();
+  };
+  const sizeHint = () => {
+    const m = model();
+    const p = m.parameters.properties;
+    const scale = m.parameters["x-output-scale"] || 2;
+    const [w, h] = $("#size").value.split("x").map(Number);
+    $("#size-hint").textContent = m.kind === "video"
+      ? `One of the model's sizes; the output is upscaled ${scale}× (${w} × ${h} → ${w * scale} × ${h * scale}).`
+      : `${p.width.minimum}–${p.width.maximum} px per side, multiples of ${p.width.multipleOf}.`;
   };
   // LTX makes frames in groups of 8 after the first: 25, 33, 41, … 241.
   const framesHint = () => {
@@ -350,6 +356,7 @@ async function playgroundPage() {
 
   form.elements.kind.forEach((r) => r.addEventListener("change", fillKind));
   $("#model").addEventListener("change", fillModel);
+  $("#size").addEventListener("change", sizeHint);
   $("#num_frames").addEventListener("input", framesHint);
   $("#n").addEventListener("input", costHint);
   $("#input-file").addEventListener("change", (ev) => { inputFiles = ev.target.value ? [ev.target.value] : []; snippets(); });
