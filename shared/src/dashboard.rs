@@ -287,4 +287,55 @@ mod tests {
         assert_eq!(get("line_items[0][price_data][unit_amount]"), Some("2000"));
         assert_eq!(get("metadata[tier]"), Some("pro"));
     }
+
+    mod properties {
+        use super::*;
+        use crate::proptest_json::{assert_named_400, object_body};
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any `Cookie` header gives a token candidate or nothing, and a candidate
+            /// is a session only with exactly a session token's shape.
+            #[test]
+            fn any_cookie_header_is_a_session_or_nothing(header in prop_oneof![
+                any::<String>(),
+                "([a-z]{1,5}=[a-z0-9]{0,5}; ){0,3}kiln_session= ?\"?ks_[a-z0-9]{0,60}\"?(; x=1)?",
+            ]) {
+                if let Some(value) = token_from_cookies(Some(&header)) {
+                    prop_assert!(header.contains(value));
+                    if let Some(t) = SessionToken::parse(value) {
+                        prop_assert_eq!(t.reveal(), value);
+                    }
+                }
+            }
+
+            #[test]
+            fn generated_tokens_come_back_from_the_cookie(random in any::<[u8; 20]>(), acct in any::<[u8; 10]>()) {
+                let account = AccountId::generate(acct);
+                let t = SessionToken::generate(&account, random);
+                let set = set_cookie(&t);
+                let pair = set.split(';').next().unwrap();
+                let header = format!("theme=dark; {pair}; lang=en");
+                let back = SessionToken::parse(token_from_cookies(Some(&header)).unwrap()).unwrap();
+                prop_assert_eq!(back.account(), &account);
+                prop_assert!(back.hash().matches(&t.hash()));
+            }
+
+            #[test]
+            fn any_sign_in_body_is_valid_or_named(body in object_body(&["email", "api_key"])) {
+                match parse_sign_in(&body) {
+                    Ok(_) => {}
+                    Err(e) if e.status() == 401 => prop_assert_eq!(e.param(), Some("api_key")),
+                    Err(e) => assert_named_400(&e)?,
+                }
+            }
+
+            #[test]
+            fn any_checkout_body_is_a_tier_or_a_named_400(body in object_body(&["tier"])) {
+                if let Err(e) = parse_checkout(&body) {
+                    assert_named_400(&e)?;
+                }
+            }
+        }
+    }
 }

@@ -218,7 +218,6 @@ pub fn ensure() -> Result<()> {
     }
     cargo_install_all(&missing)?;
     ensure_ffprobe()?;
-    ensure_chromium()?;
     ensure_npm_packages()?;
     ensure_python_client()
 }
@@ -374,8 +373,9 @@ pub fn chromedriver_bin() -> PathBuf {
     PathBuf::from("chromedriver")
 }
 
-/// Installs Debian's `chromium` and `chromium-driver` when either is missing.
-fn ensure_chromium() -> Result<()> {
+/// Installs Debian's `chromium` and `chromium-driver` when either is missing. Only the
+/// tests need a browser, so `cargo xtask test` calls this and `dev` and `build` do not.
+pub fn ensure_chromium() -> Result<()> {
     let works = |bin: PathBuf| {
         Command::new(bin)
             .arg("--version")

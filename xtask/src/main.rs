@@ -275,6 +275,7 @@ fn test(args: &[String]) -> Result<()> {
     }
     let started = Instant::now();
     tools::ensure()?;
+    tools::ensure_chromium()?;
     eprintln!("kiln: checking formatting and lints");
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
