@@ -635,6 +635,32 @@ fn a_person_signs_up_generates_and_finds_the_result_in_a_browser() {
         second.body
     );
 
+    // An image from disk, uploaded from the playground, becomes the input; the gallery
+    // lists it among the uploads.
+    let (status, _, png) = download(&format!("{edge}/outputs/{filename}"));
+    assert_eq!(status, 200);
+    let on_disk = build::target_dir().join(format!("dashboard-upload-{}.png", random_hex(4)));
+    std::fs::write(&on_disk, png).unwrap();
+    b.ready("/app/playground");
+    let upload = b.find("#upload");
+    b.rt.block_on(upload.send_keys(on_disk.to_str().unwrap()))
+        .expect("choosing a file");
+    let picked = b.wait_for(
+        "the upload picked as the input",
+        "document.querySelector('#input-file').value.startsWith('up_') && document.querySelector('#input-file').value",
+        Duration::from_secs(20),
+    );
+    let _ = std::fs::remove_file(&on_disk);
+    b.ready("/app/gallery");
+    b.wait_for(
+        "the upload in the gallery",
+        &format!(
+            "document.querySelector('#uploads').innerHTML.includes('{}')",
+            picked.as_str().unwrap()
+        ),
+        Duration::from_secs(10),
+    );
+
     // Webhooks: the first job's deliveries, then a replay.
     wait_delivery(&receiver, "job.completed", Duration::from_secs(30));
     b.ready(&format!("/app/webhooks?job={job_id}"));
