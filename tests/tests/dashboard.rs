@@ -170,6 +170,41 @@ fn the_session_cookie_acts_as_the_key_and_only_from_this_site() {
     assert_eq!(error_of(&r).0, "invalid_session");
 }
 
+#[test]
+fn the_pages_are_static_and_only_run_their_own_files() {
+    for path in [
+        "/",
+        "/app/keys",
+        "/app/credits",
+        "/app/playground",
+        "/app/gallery",
+        "/app/webhooks",
+    ] {
+        let resp = client()
+            .get(format!("{}{path}", env().edge))
+            .send()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let csp = resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert!(resp.text().unwrap().contains("<main id=\"main\""), "{path}");
+    }
+    // A path with no page is the API's 404, in its error shape.
+    let r = reply(
+        client()
+            .get(format!("{}/app/nothing", env().edge))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!((r.status, error_of(&r).0.as_str()), (404, "unknown_route"));
+}
+
 // --- The pages, in a browser ---------------------------------------------------------
 
 /// chromedriver and one headless Chromium session, driven synchronously (each step
