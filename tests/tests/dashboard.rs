@@ -473,9 +473,14 @@ fn a_person_signs_up_generates_and_finds_the_result_in_a_browser() {
     // Keys: create a labeled test-mode key, shown once.
     b.ready("/app/keys");
     b.audit("/app/keys");
-    b.type_into("#key-label", "browser-ci");
-    b.click("#key-test");
-    b.click("#key-form button[type=submit]");
+    // With the keyboard too: Tab to the label, type, Tab to test mode, Space, Tab to the
+    // button, Enter.
+    b.tab_to("key-label");
+    b.keys("browser-ci");
+    b.tab_to("key-test");
+    b.keys(" ");
+    let tab: char = Key::Tab.into();
+    b.keys(&format!("{tab}{enter}"));
     let created = b.wait_for(
         "the created key",
         "!document.querySelector('#created').hidden && document.querySelector('#created-value').value",
