@@ -4,9 +4,8 @@
 //! The key never reaches page storage; the session acts as the key it was opened with.
 
 use kiln_shared::dashboard::{self, SessionToken, SignIn, SESSION_TTL_SECS};
-use kiln_shared::keys::ApiKey;
 use kiln_shared::time::rfc3339;
-use serde_json::{json, Value};
+use serde_json::json;
 use worker::{Env, Request, Response};
 
 use crate::api::accounts::register;
@@ -42,36 +41,28 @@ pub async fn handle_open(mut req: Request, env: &Env) -> EdgeResult<Response> {
             let answer = trial.to_json();
             (trial.key, 201, answer)
         }
-        SignIn::ApiKey(key) => (key, 200, Value::Null),
+        SignIn::ApiKey(key) => {
+            let answer = json!({"account_id": key.account(), "kind": key.kind()});
+            (key, 200, answer)
+        }
     };
-    let token = open(env, &key).await?;
-    if answer.is_null() {
-        answer = json!({"account_id": key.account(), "kind": key.kind()});
-    }
-    answer["object"] = "session".into();
-    answer["expires_at"] = rfc3339(expires_at_ms()).into();
-    let resp = json(status, &answer)?;
-    resp.headers()
-        .set("set-cookie", &dashboard::set_cookie(&token))?;
-    resp.headers().set("cache-control", "no-store")?;
-    Ok(resp)
-}
-
-fn expires_at_ms() -> i64 {
     // SESSION_TTL_SECS is a week: far from overflow.
-    now_ms() + SESSION_TTL_SECS as i64 * 1000
-}
-
-async fn open(env: &Env, key: &ApiKey) -> EdgeResult<SessionToken> {
+    let expires_at_ms = now_ms() + SESSION_TTL_SECS as i64 * 1000;
     let token = SessionToken::generate(key.account(), random_bytes());
     bindings::account(env, key.account())?
         .call(&OpenSession {
             key_hash: key.hash(),
             session_hash: token.hash(),
-            expires_at_ms: expires_at_ms(),
+            expires_at_ms,
         })
         .await?;
-    Ok(token)
+    answer["object"] = "session".into();
+    answer["expires_at"] = rfc3339(expires_at_ms).into();
+    let resp = json(status, &answer)?;
+    resp.headers()
+        .set("set-cookie", &dashboard::set_cookie(&token))?;
+    resp.headers().set("cache-control", "no-store")?;
+    Ok(resp)
 }
 
 /// `DELETE /v1/session`: forgets the session (if any) and clears the cookie.
