@@ -63,8 +63,10 @@ pub async fn handle_create(
             "Stripe did not create a Checkout session; try again later.",
         )
     };
-    let Some(mut resp) = fetch_with_timeout(out, STRIPE_TIMEOUT).await? else {
-        return Err(unavailable("timed out".into()).into());
+    let mut resp = match fetch_with_timeout(out, STRIPE_TIMEOUT).await {
+        Ok(Some(resp)) => resp,
+        Ok(None) => return Err(unavailable("timed out".into()).into()),
+        Err(e) => return Err(unavailable(format!("unreachable: {e:?}")).into()),
     };
     let status = resp.status_code();
     let text = resp.text().await?;
