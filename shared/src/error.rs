@@ -84,6 +84,9 @@ error_codes! {
     Expired => "expired",
     ImageTooLarge => "image_too_large",
     InvalidImage => "invalid_image",
+    CrossOrigin => "cross_origin",
+    InvalidSession => "invalid_session",
+    BillingNotConfigured => "billing_not_configured",
 }
 
 impl PartialEq<&str> for ErrorCode {

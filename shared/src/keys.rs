@@ -147,6 +147,11 @@ impl std::fmt::Debug for ApiKey {
 pub struct KeyHash(String);
 
 impl KeyHash {
+    /// A hash computed elsewhere in this crate (session tokens are stored the same way).
+    pub(crate) fn from_hex(hex: String) -> Self {
+        KeyHash(hex)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -8,6 +8,7 @@
 //! - [`accounts`] — registration rules: email normalisation, the trial grant.
 //! - [`bfl`]     — the BFL-style façade's translation of a request body.
 //! - [`catalog`] — `GET /v1/models`: models, cost rules, parameter schemas.
+//! - [`dashboard`] — the web dashboard's cookie session, its CSRF check, Stripe Checkout.
 //! - [`error`]   — the API's one error shape (`{"error": {...}}`) and its status codes.
 //! - [`money`]   — [`money::MicroUsd`], integer micro-dollars; no floats in the ledger.
 //! - [`ids`]     — [`ids::JobId`], [`ids::AccountId`], output filenames; parse, don't validate.
@@ -32,6 +33,7 @@
 pub mod accounts;
 pub mod bfl;
 pub mod catalog;
+pub mod dashboard;
 pub mod error;
 pub mod fields;
 pub mod files;

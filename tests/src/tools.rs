@@ -345,8 +345,7 @@ pub fn ffprobe_bin() -> PathBuf {
     PathBuf::from("ffprobe")
 }
 
-/// Installs Debian's `ffmpeg` package (for `ffprobe`) when it is missing: as root with
-/// apt-get, otherwise through passwordless sudo; never prompts.
+/// Installs Debian's `ffmpeg` package (for `ffprobe`) when it is missing.
 fn ensure_ffprobe() -> Result<()> {
     let present = Command::new(ffprobe_bin())
         .arg("-version")
@@ -355,7 +354,47 @@ fn ensure_ffprobe() -> Result<()> {
     if present {
         return Ok(());
     }
-    eprintln!("kiln: installing ffmpeg (for ffprobe) with apt-get");
+    apt_install(&["ffmpeg"], "ffmpeg (for ffprobe)")
+}
+
+/// Debian's Chromium, which the dashboard's browser test drives headless.
+pub fn chromium_bin() -> PathBuf {
+    // The real binary: /usr/bin/chromium is a wrapper script that reads /etc/chromium.d.
+    let real = PathBuf::from("/usr/lib/chromium/chromium");
+    if real.exists() {
+        real
+    } else {
+        PathBuf::from("chromium")
+    }
+}
+
+/// Debian's chromedriver (package `chromium-driver`), the WebDriver server for it.
+pub fn chromedriver_bin() -> PathBuf {
+    PathBuf::from("chromedriver")
+}
+
+/// Installs Debian's `chromium` and `chromium-driver` when either is missing. Only the
+/// tests need a browser, so `cargo xtask test` calls this and `dev` and `build` do not.
+pub fn ensure_chromium() -> Result<()> {
+    let works = |bin: PathBuf| {
+        Command::new(bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works(chromium_bin()) && works(chromedriver_bin()) {
+        return Ok(());
+    }
+    apt_install(
+        &["chromium", "chromium-driver", "fonts-liberation"],
+        "Chromium and chromedriver (for the dashboard's browser test)",
+    )
+}
+
+/// Installs Debian packages with apt-get: as root, otherwise through passwordless sudo;
+/// never prompts.
+fn apt_install(packages: &[&str], what: &str) -> Result<()> {
+    eprintln!("kiln: installing {what} with apt-get");
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let apt = |args: &[&str]| -> Result<()> {
@@ -372,8 +411,14 @@ fn ensure_ffprobe() -> Result<()> {
         run(&mut cmd)
     };
     apt(&["update", "-qq"])?;
-    apt(&["install", "-y", "-qq", "--no-install-recommends", "ffmpeg"])
-        .context("installing ffmpeg; install it by hand (`apt-get install ffmpeg`) if this fails")
+    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    install.extend_from_slice(packages);
+    apt(&install).with_context(|| {
+        format!(
+            "installing {what}; install it by hand (`apt-get install {}`) if this fails",
+            packages.join(" ")
+        )
+    })
 }
 
 #[cfg(test)]

@@ -142,6 +142,10 @@ fn dev(args: &[String]) -> Result<()> {
         println!("  sk-test- keys still run on the sim.");
     }
     println!("  edge:    {}", stack.edge_url);
+    println!(
+        "  dashboard: {}/ (sign in with the API key below)",
+        stack.edge_url
+    );
     for o in &stack.origins {
         println!("  origin:  {} ({})", o.url, o.id);
     }
@@ -271,6 +275,7 @@ fn test(args: &[String]) -> Result<()> {
     }
     let started = Instant::now();
     tools::ensure()?;
+    tools::ensure_chromium()?;
     eprintln!("kiln: checking formatting and lints");
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([

@@ -5,7 +5,7 @@ use kiln_shared::accounts::{parse_registration, TRIAL_GRANT};
 use kiln_shared::ids::AccountId;
 use kiln_shared::keys::{ApiKey, KeyKind};
 use kiln_shared::{ApiError, ErrorCode};
-use serde_json::json;
+use serde_json::{json, Value};
 use worker::{Env, Request, Response};
 
 use crate::durable::account::proto::{Init, NewKey};
@@ -21,8 +21,36 @@ const BODY_BYTES_MAX: usize = 4 * 1024;
 pub async fn handle_register(mut req: Request, env: &Env) -> EdgeResult<Response> {
     let body = json_body(&mut req, BODY_BYTES_MAX).await?;
     let email = parse_registration(&body)?;
+    let trial = register(env, &email).await?;
+    json(201, &trial.to_json())
+}
 
-    let email_do = bindings::email(env, &email)?;
+/// A new trial account and its first key, whose secret is shown once.
+pub struct Trial {
+    pub account_id: AccountId,
+    pub email: String,
+    pub key: ApiKey,
+    pub key_id: String,
+}
+
+impl Trial {
+    /// The answer to a registration: the account and its key, secret included.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "account_id": self.account_id,
+            "email": self.email,
+            "is_trial": true,
+            "balance_usd": TRIAL_GRANT.to_usd_json(),
+            "api_key": self.key.reveal(),
+            "key": {"id": self.key_id, "label": "default", "prefix": self.key.display_prefix()},
+        })
+    }
+}
+
+/// Registers the trial of a normalised `email` (409 `trial_exists` when it has one);
+/// `POST /v1/accounts` and the dashboard's sign-up share it.
+pub async fn register(env: &Env, email: &str) -> EdgeResult<Trial> {
+    let email_do = bindings::email(env, email)?;
     let proposed = AccountId::generate(random_bytes());
     let claimed = email_do
         .call(&Claim {
@@ -37,7 +65,7 @@ pub async fn handle_register(mut req: Request, env: &Env) -> EdgeResult<Response
     let created = bindings::account(env, &account_id)?
         .call(&Init {
             account_id: account_id.clone(),
-            email: Some(email.clone()),
+            email: Some(email.to_owned()),
             is_trial: true,
             grant: TRIAL_GRANT,
             key: new_key,
@@ -60,15 +88,10 @@ pub async fn handle_register(mut req: Request, env: &Env) -> EdgeResult<Response
         }
         Err(e) => return Err(e),
     }
-    json(
-        201,
-        &json!({
-            "account_id": account_id,
-            "email": email,
-            "is_trial": true,
-            "balance_usd": TRIAL_GRANT.to_usd_json(),
-            "api_key": key.reveal(),
-            "key": {"id": key_id, "label": "default", "prefix": key.display_prefix()},
-        }),
-    )
+    Ok(Trial {
+        account_id,
+        email: email.to_owned(),
+        key,
+        key_id,
+    })
 }

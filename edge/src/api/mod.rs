@@ -6,6 +6,7 @@
 //! - [`auth`], [`idempotency`] — API key → account; `Idempotency-Key`.
 //! - [`accounts`], [`keys`], [`credits`], [`usage`] — registration, keys, balances, the ledger.
 //! - [`billing`], [`admin`] — Stripe top-ups; operator adjustments and the ledger bench.
+//! - [`session`], [`checkout`] — the dashboard's cookie session; Stripe Checkout sessions.
 //! - [`images`], [`video`] — the generation endpoints; [`edits`] — OpenAI's image edits;
 //!   [`submit`] — the flow they share.
 //! - [`jobs`] — get, cancel, active jobs, estimates; [`streams`] — the event streams.
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod bfl;
 pub mod billing;
 pub mod catalog;
+pub mod checkout;
 pub mod credits;
 pub mod edits;
 pub mod files;
@@ -34,6 +36,7 @@ pub mod openapi;
 pub mod origin;
 pub mod outputs;
 pub mod router;
+pub mod session;
 pub mod streams;
 pub mod submit;
 pub mod usage;

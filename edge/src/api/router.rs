@@ -7,8 +7,8 @@ use kiln_shared::{ApiError, ErrorCode};
 use worker::{Env, Method, Request, Response};
 
 use super::{
-    accounts, admin, bfl, billing, catalog, credits, edits, files, health, idempotency, images,
-    jobs, keys, openapi, origin, outputs, streams, submit, usage, video, webhooks,
+    accounts, admin, bfl, billing, catalog, checkout, credits, edits, files, health, idempotency,
+    images, jobs, keys, openapi, origin, outputs, session, streams, submit, usage, video, webhooks,
 };
 use crate::api::auth::{authenticate, Caller};
 use crate::durable::account::proto::FileKind;
@@ -33,6 +33,8 @@ enum Public<'a> {
     Models,
     QueueStatus,
     JobEstimate,
+    /// Sign in or out; `GET` is keyed ([`Keyed::Session`]).
+    Session,
 }
 
 /// Routes that need an API key.
@@ -60,6 +62,8 @@ enum Keyed<'a> {
     Upload(&'a str),
     GenerationsMine,
     Generation(&'a str),
+    Session,
+    Checkout,
 }
 
 impl Keyed<'_> {
@@ -86,6 +90,8 @@ fn resolve<'a>(segments: &[&'a str]) -> Option<(Resolved<'a>, &'static [Method])
         ["openapi.json"] => (P(Public::OpenApi), &[Get]),
         ["llms.txt"] => (P(Public::LlmsTxt), &[Get]),
         ["v1", "accounts"] => (P(Public::Accounts), &[Post]),
+        ["v1", "session"] => (P(Public::Session), &[Get, Post, Delete]),
+        ["v1", "billing", "checkout"] => (K(Keyed::Checkout), &[Post]),
         ["outputs", name] => (P(Public::Output(name)), &[Get, Head]),
         ["v1", "billing", "stripe", "webhook"] => (P(Public::StripeWebhook), &[Post]),
         ["admin", "accounts", id, "credits"] => (P(Public::AdminCredits(id)), &[Post]),
@@ -186,6 +192,11 @@ async fn public(route: Public<'_>, req: Request, env: Env) -> EdgeResult<Respons
         Public::Models => catalog::handle_models(&env).await,
         Public::QueueStatus => catalog::handle_queue_status(&env).await,
         Public::JobEstimate => jobs::handle_estimate(&req, &env).await,
+        Public::Session => match req.method() {
+            Get => keyed(Keyed::Session, req, env).await,
+            Delete => session::handle_close(req, &env).await,
+            _ => session::handle_open(req, &env).await,
+        },
     }
 }
 
@@ -274,6 +285,13 @@ async fn handle_keyed(
         (Keyed::GenerationsMine, _) => files::handle_list(&req, caller, FileKind::Output).await,
         (Keyed::Generation(name), _) => {
             files::handle_delete(env, caller, FileKind::Output, name).await
+        }
+        (Keyed::Session, _) => session::handle_get(caller).await,
+        (Keyed::Checkout, _) => {
+            idempotency::run(req, caller, checkout::BODY_BYTES_MAX, |req, body| {
+                checkout::handle_create(req, body, env, caller)
+            })
+            .await
         }
     }
 }

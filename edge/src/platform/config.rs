@@ -111,6 +111,12 @@ pub fn stripe_webhook_secret(env: &Env) -> EdgeResult<String> {
     required(env, "STRIPE_WEBHOOK_SECRET")
 }
 
+/// Stripe's secret API key, for creating Checkout sessions; unset (a local stack) means
+/// the dashboard cannot sell credits.
+pub fn stripe_secret_key(env: &Env) -> Option<String> {
+    string(env, "STRIPE_SECRET_KEY")
+}
+
 /// The operator token for `/admin/*`; unset means the admin routes refuse everyone.
 pub fn admin_token(env: &Env) -> Option<String> {
     string(env, "ADMIN_TOKEN")

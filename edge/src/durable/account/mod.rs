@@ -6,6 +6,7 @@
 //!
 //! - [`proto`] — its messages; [`keys`] — authentication, rate limits, the key list;
 //!   [`files`] — the account's uploads and outputs (deduplicated by content);
+//!   [`sessions`] — dashboard sessions, each acting as one of the account's keys;
 //!   [`ledger`] — balances, holds, usage, top-ups, adjustments; [`idempotency`] — stored
 //!   responses per `Idempotency-Key`; [`webhooks`] — the signing secrets.
 //!
@@ -21,6 +22,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod ledger;
 pub mod proto;
+pub mod sessions;
 pub mod webhooks;
 
 use kiln_shared::ids::AccountId;
@@ -70,6 +72,10 @@ const SCHEMA: &[&str] = &[
     // The current signing secret has no expiry; a rotated-out one signs until it expires.
     "CREATE TABLE IF NOT EXISTS webhook_secrets (
         secret TEXT PRIMARY KEY, created_at_ms INTEGER NOT NULL, expires_at_ms INTEGER)",
+    // A dashboard session: the hash of its cookie token and the key it acts as.
+    "CREATE TABLE IF NOT EXISTS sessions (
+        hash TEXT PRIMARY KEY, key_id TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL)",
 ];
 
 /// The account row.
@@ -104,6 +110,15 @@ impl AccountDo {
             Init::PATH => rpc::answer::<Init>(self.init(rpc::read(req).await?)),
             Authenticate::PATH => {
                 rpc::answer::<Authenticate>(self.authenticate(rpc::read(req).await?))
+            }
+            OpenSession::PATH => {
+                rpc::answer::<OpenSession>(self.open_session(rpc::read(req).await?))
+            }
+            AuthenticateSession::PATH => {
+                rpc::answer::<AuthenticateSession>(self.authenticate_session(rpc::read(req).await?))
+            }
+            CloseSession::PATH => {
+                rpc::answer::<CloseSession>(self.close_session(rpc::read(req).await?))
             }
             Hold::PATH => rpc::answer::<Hold>(self.hold(rpc::read(req).await?)),
             Settle::PATH => rpc::answer::<Settle>(self.settle(rpc::read(req).await?)),

@@ -476,7 +476,37 @@ pub struct DeleteFile {
     pub name: String,
 }
 
+/// Opens a dashboard session acting as the live key with hash `key_hash`.
+#[derive(Serialize, Deserialize)]
+pub struct OpenSession {
+    pub key_hash: KeyHash,
+    pub session_hash: KeyHash,
+    pub expires_at_ms: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SessionOpened {
+    pub key_id: String,
+}
+
+/// As [`Authenticate`], for a session token's hash: the session's key is checked and
+/// rate-limited.
+#[derive(Serialize, Deserialize)]
+pub struct AuthenticateSession {
+    pub hash: KeyHash,
+    pub limit_per_min: u32,
+}
+
+/// Signs a session out (a session that is already gone changes nothing).
+#[derive(Serialize, Deserialize)]
+pub struct CloseSession {
+    pub hash: KeyHash,
+}
+
 message!(AccountDo, Init => "/init", Created);
+message!(AccountDo, OpenSession => "/sessions/open", SessionOpened);
+message!(AccountDo, AuthenticateSession => "/sessions/auth", Principal);
+message!(AccountDo, CloseSession => "/sessions/close", Done);
 message!(AccountDo, RecordUpload => "/files/upload", Recorded);
 message!(AccountDo, RecordOutputs => "/files/outputs", Done);
 message!(AccountDo, ListFiles => "/files/list", Files);

@@ -5,6 +5,7 @@ mod admin;
 mod billing;
 mod catalog;
 mod compat;
+mod dashboard;
 mod files;
 mod generation;
 mod jobs;
@@ -57,6 +58,10 @@ pub(crate) fn operations() -> Vec<Op> {
         files::delete_generation(),
         admin::sweep_files(),
         generation::edit_image(),
+        dashboard::open_session(),
+        dashboard::get_session(),
+        dashboard::close_session(),
+        dashboard::create_checkout(),
     ]
 }
 
