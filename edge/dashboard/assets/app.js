@@ -289,7 +289,9 @@ async function playgroundPage() {
     const m = model();
     const c = m.kind === "image"
       ? (Number($("#n").value) || 1) * m.cost.usd_per_unit
-      : Math.ceil((Number($("#num_frames").value) || 0) * 40000 / 24) / 1e6;
+      // The catalog's rule: ceil(num_frames × micro-dollars per second / fps).
+      : Math.ceil((Number($("#num_frames").value) || 0) * Math.round(m.cost.usd_per_unit * 1e6)
+          / m.parameters.properties.fps.default) / 1e6;
     $("#generate").textContent = `Generate (${usd(c)})`;
   };
 
