@@ -455,6 +455,35 @@ pub(crate) fn account_request() -> Value {
     })
 }
 
+/// `POST /v1/session` ([`crate::dashboard::parse_sign_in`]): exactly one of `email` and
+/// `api_key`, where `null` and `""` count as absent.
+pub(crate) fn session_request() -> Value {
+    let mut email = account_request()["properties"]["email"].clone();
+    email["description"] =
+        json!("Sign up: a new trial for this address (the rules of POST /v1/accounts).");
+    let sent = |field: &str| json!({"required": [field], "properties": {field: {"type": "string", "minLength": 1}}});
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "email": {
+                "type": ["string", "null"],
+                "anyOf": [{"type": "null"}, {"maxLength": 0}, email],
+                "description": "Sign up: a new trial for this address (the rules of POST /v1/accounts)."
+            },
+            "api_key": {
+                "type": ["string", "null"],
+                "examples": ["sk-gen-…"],
+                "description": "Sign in: one of the account's live keys (401 `invalid_api_key` otherwise)."
+            }
+        },
+        "anyOf": [sent("email"), sent("api_key")],
+        "not": {"allOf": [sent("email"), sent("api_key")]},
+        "description": "Exactly one of `email` and `api_key` (`null` or `\"\"` counts as absent): neither is 400 `missing_parameter`, both 400 `invalid_value`.",
+        "example": {"email": "you@example.com"},
+    })
+}
+
 /// `POST /admin/accounts/{id}/credits` ([`accounts::Adjustment::parse`]).
 pub(crate) fn admin_credit_request() -> Value {
     json!({

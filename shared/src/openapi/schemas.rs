@@ -13,6 +13,7 @@ pub(crate) fn schemas() -> Vec<(&'static str, Value)> {
     vec![
         ("Error", error()),
         ("AccountRequest", requests::account_request()),
+        ("SessionRequest", requests::session_request()),
         (
             "AccountCreated",
             with_example(account_created(), examples::account_created()),

@@ -109,6 +109,10 @@ fn parse_account(b: &[u8]) -> Result<(), ApiError> {
     crate::accounts::parse_registration(b).map(drop)
 }
 
+fn parse_session(b: &[u8]) -> Result<(), ApiError> {
+    crate::dashboard::parse_sign_in(b).map(drop)
+}
+
 fn parse_adjustment(b: &[u8]) -> Result<(), ApiError> {
     crate::accounts::Adjustment::parse(b).map(drop)
 }
@@ -120,6 +124,7 @@ const PARSED: &[(&str, Parser)] = &[
     ("BflRequest", parse_bfl),
     ("KeyCreateRequest", parse_key),
     ("AccountRequest", parse_account),
+    ("SessionRequest", parse_session),
     ("AdminCreditRequest", parse_adjustment),
 ];
 

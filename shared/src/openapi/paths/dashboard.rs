@@ -49,14 +49,7 @@ pub(crate) fn open_session() -> Op {
                 "required": true,
                 "content": {
                     "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "additionalProperties": false,
-                            "properties": {
-                                "email": {"type": "string", "maxLength": 254, "description": "Sign up: a new trial for this address."},
-                                "api_key": {"type": "string", "description": "Sign in: one of the account's live keys."}
-                            }
-                        },
+                        "schema": schema_ref("SessionRequest"),
                         "example": {"email": "you@example.com"}
                     }
                 }
