@@ -166,7 +166,7 @@ pub fn parse_checkout(body: &[u8]) -> Result<Tier, ApiError> {
     let mut f = Fields::from_body(body)?;
     let tier = f.required_string("tier")?;
     f.finish()?;
-    [Tier::Starter, Tier::Pro, Tier::Max]
+    Tier::ALL
         .into_iter()
         .find(|t| t.as_str() == tier)
         .ok_or_else(|| {

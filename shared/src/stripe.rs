@@ -25,6 +25,9 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// Every tier, cheapest first.
+    pub const ALL: [Tier; 3] = [Tier::Starter, Tier::Pro, Tier::Max];
+
     pub fn amount(self) -> MicroUsd {
         match self {
             Tier::Starter => MicroUsd::from_cents(500),
@@ -51,7 +54,7 @@ impl Tier {
     }
 
     fn from_cents(cents: i64) -> Option<Self> {
-        [Tier::Starter, Tier::Pro, Tier::Max]
+        Tier::ALL
             .into_iter()
             // Checked: `amount_total` comes from the event and may be any i64.
             .find(|t| cents.checked_mul(10_000) == Some(t.amount().micros()))

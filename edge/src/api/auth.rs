@@ -14,7 +14,7 @@ use kiln_shared::keys::{bearer, ApiKey, KeyKind};
 use kiln_shared::ApiError;
 use worker::{Env, Method, Request};
 
-use crate::durable::account::proto::{Authenticate, AuthenticateSession, RateState};
+use crate::durable::account::proto::{Authenticate, AuthenticateSession, Principal, RateState};
 use crate::durable::account::AccountDo;
 use crate::platform::bindings;
 use crate::platform::config;
@@ -63,14 +63,7 @@ pub async fn authenticate(req: &Request, env: &Env, key_in_query: bool) -> EdgeR
     if &p.account_id != key.account() || p.kind != key.kind() {
         return Err(ApiError::invalid_key().into());
     }
-    Ok(Caller {
-        account_id: p.account_id,
-        key_id: p.key_id,
-        kind: p.kind,
-        rate: p.rate,
-        account,
-        via_session: false,
-    })
+    Ok(Caller::new(p, account, false))
 }
 
 async fn authenticate_session(req: &Request, env: &Env, token: &str) -> EdgeResult<Caller> {
@@ -91,12 +84,18 @@ async fn authenticate_session(req: &Request, env: &Env, token: &str) -> EdgeResu
     if &p.account_id != token.account() {
         return Err(dashboard::invalid_session().into());
     }
-    Ok(Caller {
-        account_id: p.account_id,
-        key_id: p.key_id,
-        kind: p.kind,
-        rate: p.rate,
-        account,
-        via_session: true,
-    })
+    Ok(Caller::new(p, account, true))
+}
+
+impl Caller {
+    fn new(p: Principal, account: Client<AccountDo>, via_session: bool) -> Self {
+        Caller {
+            account_id: p.account_id,
+            key_id: p.key_id,
+            kind: p.kind,
+            rate: p.rate,
+            account,
+            via_session,
+        }
+    }
 }

@@ -4,6 +4,21 @@
 use serde_json::json;
 
 use super::prelude::*;
+use crate::openapi::derived::key_kind;
+use crate::stripe::Tier;
+
+fn tiers() -> Vec<&'static str> {
+    Tier::ALL.iter().map(|t| t.as_str()).collect()
+}
+
+/// "starter $5, pro $20, max $50."
+fn tier_prices() -> String {
+    let each: Vec<String> = Tier::ALL
+        .iter()
+        .map(|t| format!("{} ${}", t.as_str(), t.amount().to_usd_string()))
+        .collect();
+    format!("{}.", each.join(", "))
+}
 
 const COOKIE_NOTE: &str = "The cookie `kiln_session` is `HttpOnly; Secure; SameSite=Strict; Path=/` and lasts 7 days. Every keyed operation accepts it instead of `Authorization` (the header wins when both are sent); the session acts as the key it was opened with (its kind, its rate limit) and ends when that key is revoked. A cookie-authenticated request other than GET or HEAD must carry `Origin` equal to this API's origin (403 `cross_origin`).";
 
@@ -14,7 +29,7 @@ fn session_schema() -> serde_json::Value {
         "properties": {
             "object": {"type": "string", "enum": ["session"]},
             "account_id": {"type": "string"},
-            "kind": {"type": "string", "enum": ["trial", "gen", "test"], "description": "Signing in with a key: that key's kind."},
+            "kind": {"type": "string", "enum": key_kind(), "description": "Signing in with a key: that key's kind."},
             "email": {"type": "string", "description": "Sign-up only."},
             "is_trial": {"type": "boolean", "description": "Sign-up only."},
             "balance_usd": {"type": "number", "description": "Sign-up only."},
@@ -106,7 +121,7 @@ pub(crate) fn get_session() -> Op {
                             "object": {"type": "string", "enum": ["session"]},
                             "account_id": {"type": "string"},
                             "key_id": {"type": "string", "description": "The key the session acts as."},
-                            "kind": {"type": "string", "enum": ["trial", "gen", "test"]},
+                            "kind": {"type": "string", "enum": key_kind()},
                             "via": {"type": "string", "enum": ["session", "api_key"]}
                         }
                     }}}
@@ -178,7 +193,7 @@ pub(crate) fn create_checkout() -> Op {
                             "required": ["tier"],
                             "additionalProperties": false,
                             "properties": {
-                                "tier": {"type": "string", "enum": ["starter", "pro", "max"], "description": "starter $5, pro $20, max $50."}
+                                "tier": {"type": "string", "enum": tiers(), "description": tier_prices()}
                             }
                         },
                         "example": {"tier": "pro"}
@@ -195,7 +210,7 @@ pub(crate) fn create_checkout() -> Op {
                             "object": {"type": "string", "enum": ["checkout_session"]},
                             "id": {"type": "string", "description": "Stripe's `cs_…` id."},
                             "url": {"type": "string", "format": "uri"},
-                            "tier": {"type": "string", "enum": ["starter", "pro", "max"]},
+                            "tier": {"type": "string", "enum": tiers()},
                             "amount_usd": {"type": "number"}
                         }
                     }}},
