@@ -141,15 +141,15 @@ fn dev(args: &[String]) -> Result<()> {
         println!("  The origin's /health says whether ComfyUI is ready (version, models, VRAM);");
         println!("  sk-test- keys still run on the sim.");
     }
-    println!("  edge:    {}", stack.edge_url);
+    println!("  edge:      {}", stack.edge_url);
     println!(
         "  dashboard: {}/ (sign in with the API key below)",
         stack.edge_url
     );
     for o in &stack.origins {
-        println!("  origin:  {} ({})", o.url, o.id);
+        println!("  origin:    {} ({})", o.url, o.id);
     }
-    println!("  API key: {api_key}");
+    println!("  API key:   {api_key}");
     println!("  (also in .kiln/dev.json)");
     println!();
     println!("Try it:");
