@@ -722,6 +722,18 @@ fn a_person_signs_up_generates_and_finds_the_result_in_a_browser() {
         "document.querySelector('#deliveries-body').textContent.includes('(replay)')",
         Duration::from_secs(20),
     );
+    // Rotate: a new secret is shown, and the old one is said to keep signing.
+    let before = b.js("return document.querySelector('#secret').value;");
+    b.click("#rotate");
+    b.wait_for(
+        "the rotated secret beside the previous one",
+        &format!(
+            "document.querySelector('#secret').value.startsWith('whsec_') \
+             && document.querySelector('#secret').value !== {before} \
+             && !document.querySelector('#previous').hidden"
+        ),
+        Duration::from_secs(10),
+    );
     b.shot("9-webhooks");
 
     // Sign out: the cookie no longer works.
