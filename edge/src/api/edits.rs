@@ -96,25 +96,21 @@ pub async fn handle_edit(mut req: Request, env: &Env, caller: &Caller) -> EdgeRe
     let mut checked = fields.clone();
     checked.insert("input_files".into(), Value::Array(stand_ins));
     ImageRequest::parse(Value::Object(checked).to_string().as_bytes())?;
-    for image in &images {
-        probe(&image.bytes).map_err(|e| {
-            if e.param().is_none() {
-                e.with_param("image")
-            } else {
-                e
-            }
-        })?;
-    }
-    let mut input_files = Vec::with_capacity(images.len());
-    for image in images {
-        let recorded = store_upload(env, caller, image.bytes, image.file_name)
-            .await
-            .map_err(|e| match e {
-                crate::platform::error::EdgeError::Api(api) if api.param().is_none() => {
-                    api.with_param("image").into()
+    let probes = images
+        .iter()
+        .map(|image| {
+            probe(&image.bytes).map_err(|e| {
+                if e.param().is_none() {
+                    e.with_param("image")
+                } else {
+                    e
                 }
-                other => other,
-            })?;
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut input_files = Vec::with_capacity(images.len());
+    for (image, probe) in images.into_iter().zip(probes) {
+        let recorded = store_upload(env, caller, image.bytes, probe, image.file_name).await?;
         input_files.push(Value::String(recorded.file.filename));
     }
     fields.insert("input_files".into(), Value::Array(input_files));

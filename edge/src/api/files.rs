@@ -9,7 +9,7 @@
 //! which deduplicates by SHA-256: the same bytes twice are one file.
 
 use futures_util::StreamExt;
-use kiln_shared::files::probe;
+use kiln_shared::files::{probe, Probe};
 use kiln_shared::query::Page;
 use kiln_shared::time::rfc3339;
 use kiln_shared::{ApiError, ErrorCode};
@@ -116,14 +116,15 @@ pub async fn read_multipart(req: &mut Request, body_max: u64, hint: &str) -> Edg
     Ok(parts)
 }
 
-/// Probes, stores and indexes one uploaded image (deduplicated per account).
+/// Stores and indexes one uploaded image, already read by [`probe`] (deduplicated per
+/// account).
 pub async fn store_upload(
     env: &Env,
     caller: &Caller,
     bytes: Vec<u8>,
+    probe: Probe,
     original_filename: Option<String>,
 ) -> EdgeResult<Recorded> {
-    let probe = probe(&bytes)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let filename = format!("up_{}.{}", ids_token(), probe.format.extension());
     let now = now_ms();
@@ -235,7 +236,8 @@ pub async fn handle_upload(mut req: Request, env: &Env, caller: &Caller) -> Edge
         )
         .into());
     };
-    let recorded = store_upload(env, caller, file.bytes, file.file_name).await?;
+    let probe = probe(&file.bytes)?;
+    let recorded = store_upload(env, caller, file.bytes, probe, file.file_name).await?;
     let base = crate::api::router::base_url(&req)?;
     let status = if recorded.deduplicated { 200 } else { 201 };
     json(
