@@ -458,9 +458,12 @@ pub(crate) fn account_request() -> Value {
 /// `POST /v1/session` ([`crate::dashboard::parse_sign_in`]): exactly one of `email` and
 /// `api_key`, where `null` and `""` count as absent.
 pub(crate) fn session_request() -> Value {
+    // The address rules of POST /v1/accounts; the description is the field's own, below.
     let mut email = account_request()["properties"]["email"].clone();
-    email["description"] =
-        json!("Sign up: a new trial for this address (the rules of POST /v1/accounts).");
+    email
+        .as_object_mut()
+        .expect("a schema")
+        .remove("description");
     let sent = |field: &str| json!({"required": [field], "properties": {field: {"type": "string", "minLength": 1}}});
     json!({
         "type": "object",
